@@ -1,0 +1,40 @@
+"""Typed errors. Every one carries the reason in words a user understands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.status import JobStatus
+
+
+class WorkbenchError(Exception):
+    """Base class of the workbench's own errors."""
+
+
+class JobNotFoundError(WorkbenchError):
+    """No job with that id on this backend."""
+
+
+class JobFailedError(WorkbenchError):
+    """A job ended in FAILED or CANCELLED."""
+
+    def __init__(self, status: JobStatus) -> None:
+        self.status = status
+        super().__init__(f"job {status.job_id} {status.state.value}: {status.reason}")
+
+
+class RunnerError(WorkbenchError):
+    """The runner cannot go on with the job; the message is the job's failure reason."""
+
+
+class AssetError(RunnerError):
+    """An asset the task needs is missing from the offline asset root."""
+
+
+class PolicyError(RunnerError):
+    """The policy to evaluate is missing, corrupt or does not fit the task/library."""
+
+
+class PackageError(RunnerError):
+    """A custom environment package is unsafe, corrupt or failed to install."""

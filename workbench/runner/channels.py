@@ -1,0 +1,85 @@
+"""Callback channels: how the runner reports heartbeats and the job's end to whoever waits for it.
+
+``open_channel(uri)`` picks the implementation by URI scheme (papermill iorw-style registry):
+``file:///path/status.json`` writes an atomic status file (local backend); ``sfn:`` sends Step Functions
+task heartbeats and success/failure with the token from ``WORKBENCH_TASK_TOKEN`` (AWS).
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from workbench.errors import RunnerError
+from workbench.status import JobStatus
+
+
+class Channel(abc.ABC):
+    """Receives every status the runner publishes: state changes, heartbeats and the final state."""
+
+    @abc.abstractmethod
+    def publish(self, status: JobStatus, heartbeat: bool = False) -> None:
+        """Record ``status``; ``heartbeat`` says the job made progress since the last heartbeat."""
+
+
+class FileChannel(Channel):
+    """Writes the status as JSON to one file, atomically: readers always see a whole, valid document."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def publish(self, status: JobStatus, heartbeat: bool = False) -> None:
+        write_json_atomic(self.path, status.to_dict())
+
+
+class MultiChannel(Channel):
+    """Publishes to several channels in turn."""
+
+    def __init__(self, channels: list[Channel]) -> None:
+        self.channels = channels
+
+    def publish(self, status: JobStatus, heartbeat: bool = False) -> None:
+        for channel in self.channels:
+            channel.publish(status, heartbeat)
+
+
+_CHANNELS: dict[str, str] = {
+    "file": "workbench.runner.channels:FileChannel",
+    "sfn": "workbench.runner.sfn_channel:StepFunctionsChannel",
+}
+
+
+def register_channel(scheme: str, target: str) -> None:
+    _CHANNELS[scheme] = target
+
+
+def open_channel(uri: str) -> Channel:
+    """A channel for ``file:///path``, a plain path, or ``sfn:`` (several joined with commas)."""
+    uris = [u for u in uri.split(",") if u]
+    if len(uris) > 1:
+        return MultiChannel([open_channel(u) for u in uris])
+    scheme, _, rest = uri.partition(":") if ":" in uri else ("file", "", uri)
+    if scheme not in _CHANNELS:
+        raise RunnerError(f"unknown channel {uri!r}; use file:///path/status.json or sfn:")
+    module, cls = _CHANNELS[scheme].split(":")
+    channel_class = getattr(importlib.import_module(module), cls)
+    return channel_class(rest.removeprefix("//")) if scheme == "file" else channel_class()
+
+
+def write_json_atomic(path: Path, document: object) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,29 @@
+"""Where the workbench keeps things on this machine: ``$WORKBENCH_HOME`` (default ``~/.workbench``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def workbench_home() -> Path:
+    """The workbench home: run directories, the offline asset root and the kernel cache live here."""
+    return Path(os.environ.get("WORKBENCH_HOME", "~/.workbench")).expanduser().resolve()
+
+
+def runs_dir() -> Path:
+    return workbench_home() / "runs"
+
+
+def run_dir(job_id: str) -> Path:
+    """``$WORKBENCH_HOME/runs/<job-id>/``: spec, status, log and outputs of one local job."""
+    return runs_dir() / job_id
+
+
+def assets_dir() -> Path:
+    return workbench_home() / "assets"
+
+
+def warp_cache_dir() -> Path:
+    """Warp's kernel cache, kept across jobs so the second start skips kernel compilation."""
+    return workbench_home() / "cache" / "warp"

@@ -678,8 +678,7 @@ class Sweep:
         return ""
 
 
-_METRIC_COLUMNS = {"mean_reward": "Train/mean_reward", "mean_episode_length": "Train/mean_episode_length",
-                   "steps_per_second": "Perf/total_fps"}
+_METRIC_COLUMNS = {"mean_reward": "reward", "mean_episode_length": "episode_length", "steps_per_second": "Perf/total_fps"}
 
 
 def _last_metric(job: Job, column: str) -> float | None:

@@ -1,0 +1,113 @@
+"""Multi-node launch construction from AWS Batch's multi-node variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.errors import RunnerError
+from workbench.runner.multinode import (
+    NCCL_ENV,
+    NodeContext,
+    distributed_command,
+    distributed_env,
+    is_main_node,
+    node_context_from_env,
+    shared_run_timestamp,
+    worker_script,
+)
+
+TRAIN = ["isaaclab", "train", "--rl_library", "rsl_rl", "--task", "Isaac-Ant", "--num_envs", "4096", "agent.device=cuda:0"]
+
+
+def batch_env(index: int, nodes: int = 4, main: int = 0, address: str | None = "10.0.1.5") -> dict[str, str]:
+    env = {
+        "AWS_BATCH_JOB_NODE_INDEX": str(index),
+        "AWS_BATCH_JOB_NUM_NODES": str(nodes),
+        "AWS_BATCH_JOB_MAIN_NODE_INDEX": str(main),
+    }
+    if address is not None and index != main:
+        env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = address
+    return env
+
+
+def test_single_node_job_has_no_context():
+    assert node_context_from_env({}) is None
+    assert node_context_from_env(batch_env(0, nodes=1)) is None
+    assert is_main_node({})
+
+
+def test_worker_node_reads_the_main_address():
+    ctx = node_context_from_env(batch_env(2))
+    assert ctx == NodeContext(node_index=2, num_nodes=4, main_node_index=0, main_address="10.0.1.5")
+    assert not ctx.is_main and ctx.rank == 2
+    assert not is_main_node(batch_env(2))
+
+
+def test_main_node_uses_its_own_address_because_batch_sets_none_there():
+    ctx = node_context_from_env(batch_env(0), local_address="10.0.1.9")
+    assert ctx.is_main and ctx.rank == 0 and ctx.main_address == "10.0.1.9"
+    assert is_main_node(batch_env(0))
+
+
+def test_main_node_other_than_zero_becomes_rank_zero():
+    ranks = sorted(node_context_from_env(batch_env(i, nodes=3, main=1), local_address="h").rank for i in range(3))
+    assert ranks == [0, 1, 2]
+    assert node_context_from_env(batch_env(1, nodes=3, main=1), local_address="h").rank == 0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AWS_BATCH_JOB_NUM_NODES": "two"},
+        {"AWS_BATCH_JOB_NUM_NODES": "2", "AWS_BATCH_JOB_NODE_INDEX": "2"},
+        batch_env(1, nodes=2, address=None),
+    ],
+)
+def test_malformed_variables_are_refused_with_a_reason(env):
+    with pytest.raises(RunnerError):
+        node_context_from_env(env)
+
+
+def test_distributed_command_follows_isaaclab_train_multigpu():
+    ctx = node_context_from_env(batch_env(3))
+    ts = shared_run_timestamp("11111111-2222-3333-4444-555555555555")
+    cmd = distributed_command(TRAIN + ["--run_timestamp", "old"], ctx, gpus_per_node=8, run_timestamp=ts, port=29611, python="py")
+    assert cmd[:3] == ["py", "-m", "torch.distributed.run"]
+    launcher = cmd[: cmd.index(worker_script())]
+    options = dict(zip(launcher[3::2], launcher[4::2]))
+    assert options == {
+        "--nproc_per_node": "8", "--nnodes": "4", "--node_rank": "3", "--master_addr": "10.0.1.5",
+        "--master_port": "29611", "--rdzv_backend": "static", "--local_ranks_filter": "0",
+    }
+    worker_args = cmd[cmd.index(worker_script()) + 1:]
+    assert worker_args[:-3] == TRAIN[2:]
+    assert worker_args[-3:] == ["--distributed", "--run_timestamp", ts]
+    assert worker_args.count("--run_timestamp") == 1
+
+
+def test_every_node_gets_the_same_run_folder_name():
+    job = "11111111-2222-3333-4444-555555555555"
+    commands = [distributed_command(TRAIN, node_context_from_env(batch_env(i), "10.0.1.5"), 1, shared_run_timestamp(job)) for i in range(4)]
+    assert len({tuple(c[c.index("--run_timestamp"):]) for c in commands}) == 1
+
+
+def test_single_node_multi_gpu_runs_locally():
+    cmd = distributed_command(TRAIN, None, gpus_per_node=4, run_timestamp="t")
+    assert cmd[cmd.index("--nnodes") + 1] == "1" and cmd[cmd.index("--master_addr") + 1] == "127.0.0.1"
+
+
+def test_the_worker_script_is_isaaclabs_per_rank_trainer():
+    from isaaclab_rl.entrypoints import multigpu
+
+    assert worker_script() == multigpu.WORKER_SCRIPT
+
+
+def test_not_a_train_command_is_refused():
+    with pytest.raises(RunnerError):
+        distributed_command(["isaaclab", "play", "--task", "x"], None, 1, "t")
+
+
+def test_child_env_keeps_nvlink_multicast_off():
+    env = distributed_env({"PATH": "/bin", "NCCL_NVLS_ENABLE": "1"})
+    assert env["PATH"] == "/bin"
+    assert {k: env[k] for k in NCCL_ENV} == {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}

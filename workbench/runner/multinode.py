@@ -1,0 +1,166 @@
+"""Multi-node (AWS Batch multi-node parallel) and multi-GPU training: node role and the torchrun launch.
+
+Batch starts the same container on every node with ``AWS_BATCH_JOB_NODE_INDEX``, ``AWS_BATCH_JOB_NUM_NODES``,
+``AWS_BATCH_JOB_MAIN_NODE_INDEX`` and, on the other nodes only, ``AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS``.
+Every node runs ``torchrun`` with a static rendezvous at the main node and Isaac Lab's per-rank trainer (the
+worker script of ``isaaclab train_multigpu``) with ``--distributed`` and one ``--run_timestamp`` shared by all
+nodes. Every node heartbeats; only the main node uploads the outputs and reports success or failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from workbench.errors import RunnerError
+
+MASTER_PORT = 29500
+NCCL_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+"""Kept in every distributed child's environment: NVLink multicast (NVLS) off, which these hosts need."""
+
+WORKER_MODULE = "isaaclab_rl.entrypoints.multigpu"
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """Where this process sits in a multi-node job. ``rank`` is the torchrun node rank (the main node is 0)."""
+
+    node_index: int
+    num_nodes: int
+    main_node_index: int
+    main_address: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.node_index == self.main_node_index
+
+    @property
+    def rank(self) -> int:
+        return (self.node_index - self.main_node_index) % self.num_nodes
+
+    def describe(self) -> str:
+        role = "main node" if self.is_main else f"worker node (main at {self.main_address})"
+        return f"node {self.node_index} of {self.num_nodes}, {role}"
+
+
+def node_context_from_env(environ: Mapping[str, str], local_address: str | None = None) -> NodeContext | None:
+    """The node's place in a Batch multi-node job, or ``None`` for a single-node job.
+
+    On the main node Batch does not set the main node's address; ``local_address`` (default: this host's
+    address) is used there.
+    """
+    if "AWS_BATCH_JOB_NUM_NODES" not in environ:
+        return None
+    try:
+        num_nodes = int(environ["AWS_BATCH_JOB_NUM_NODES"])
+        index = int(environ.get("AWS_BATCH_JOB_NODE_INDEX", "0"))
+        main = int(environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
+    except ValueError as exc:
+        raise RunnerError(f"malformed AWS Batch multi-node variables: {exc}") from exc
+    if not (0 <= index < num_nodes and 0 <= main < num_nodes):
+        raise RunnerError(f"node index {index} / main node {main} out of range for {num_nodes} nodes")
+    if num_nodes == 1:
+        return None
+    address = environ.get("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS")
+    if not address:
+        if index != main:
+            raise RunnerError("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS is not set on a worker node")
+        address = local_address or _local_address()
+    return NodeContext(node_index=index, num_nodes=num_nodes, main_node_index=main, main_address=address)
+
+
+def is_main_node(environ: Mapping[str, str]) -> bool:
+    """Whether this process uploads outputs and reports the job's end (true outside multi-node jobs)."""
+    if "AWS_BATCH_JOB_NUM_NODES" not in environ:
+        return True
+    return environ.get("AWS_BATCH_JOB_NODE_INDEX", "0") == environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0")
+
+
+def train_arguments(command: Sequence[str]) -> list[str]:
+    """The ``isaaclab train`` arguments of a command line (everything after ``train``)."""
+    for position, arg in enumerate(command):
+        if arg == "train":
+            return list(command[position + 1:])
+    raise RunnerError(f"not an 'isaaclab train' command: {' '.join(command)}")
+
+
+def master_port(job_id: str) -> int:
+    """A rendezvous port derived from the job id (stable across nodes, different for jobs sharing hosts)."""
+    return MASTER_PORT + int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % 1000
+
+
+def shared_run_timestamp(job_id: str) -> str:
+    """The ``--run_timestamp`` every node passes: derived from the job id, so all nodes agree without talking."""
+    return f"job-{job_id}"
+
+
+def distributed_command(
+    train_command: Sequence[str],
+    ctx: NodeContext | None,
+    gpus_per_node: int,
+    run_timestamp: str,
+    port: int = MASTER_PORT,
+    python: str = sys.executable,
+) -> list[str]:
+    """The torchrun command for this node, from the single-process ``isaaclab train`` command.
+
+    ``ctx`` is ``None`` for one node with several GPUs. Every node must be given the same ``run_timestamp``
+    (e.g. derived from the job id) so that all ranks write one run folder.
+    """
+    args = [a for a in _without_option(train_arguments(train_command), "--run_timestamp") if a != "--distributed"]
+    nodes = ["--nnodes", "1", "--node_rank", "0", "--master_addr", "127.0.0.1"]
+    if ctx is not None:
+        nodes = ["--nnodes", str(ctx.num_nodes), "--node_rank", str(ctx.rank), "--master_addr", ctx.main_address]
+    return [
+        python, "-m", "torch.distributed.run",
+        "--nproc_per_node", str(gpus_per_node),
+        *nodes,
+        "--master_port", str(port),
+        "--rdzv_backend", "static",
+        "--local_ranks_filter", "0",
+        worker_script(),
+        *args,
+        "--distributed",
+        "--run_timestamp", run_timestamp,
+    ]
+
+
+def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment for a distributed run: ``environ`` with the NCCL settings enforced."""
+    return {**environ, **NCCL_ENV}
+
+
+def worker_script() -> str:
+    """The per-rank trainer that ``isaaclab train_multigpu`` runs under torchrun."""
+    spec = importlib.util.find_spec(WORKER_MODULE)
+    if spec is None or spec.origin is None:
+        raise RunnerError(f"Isaac Lab's distributed trainer {WORKER_MODULE} is not installed")
+    return spec.origin
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(f"{name}="):
+            out.append(arg)
+    return out
+
+
+def _local_address() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

@@ -1,0 +1,1 @@
+"""Benchmarks of the workbench against bare `isaaclab train` (never part of the test suite)."""

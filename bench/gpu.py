@@ -1,0 +1,191 @@
+"""GPU benchmarks of bare ``isaaclab train`` (Isaac-Cartpole-Direct, rsl_rl, 4096 envs) on a machine with no network.
+
+  python -m bench.gpu solved  --out DIR   # asset root, cold and warm kernel cache: first iteration, time to solved
+  python -m bench.gpu packing --out DIR   # k = 1, 2, 4, 8 concurrent trainings on one GPU; start-up profile; cold #2
+
+Results go to ``DIR/gpu_<phase>.json`` after every run (so a run cut off at the device's time limit still leaves
+what it measured) and the timestamped logs to ``DIR/gpu_<phase>_logs.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from bench.machine import describe
+from bench.watch import RunTiming, aggregate_steps_per_second, watch
+
+TASK = "Isaac-Cartpole-Direct"
+NUM_ENVS = 4096
+STEPS_PER_ENV = 16
+"""rsl_rl's ``num_steps_per_env`` for cartpole: each iteration is NUM_ENVS x 16 env-steps."""
+HOME = Path("/tmp/wbhome")
+WARM_CACHE = HOME / "warp-cache"
+LOGS = Path("/tmp/bench-logs")
+
+
+def train_command(max_iterations: int | None = None, seed: int = 42) -> list[str]:
+    command = [sys.executable, "-m", "isaaclab", "train", "--rl_library", "rsl_rl", "--task", TASK,
+               "--num_envs", str(NUM_ENVS), "--seed", str(seed)]
+    if max_iterations:
+        command += ["--max_iterations", str(max_iterations)]
+    return command
+
+
+class Recorder:
+    """Keeps the phase's results in one JSON file and its logs in one tarball, rewritten after every run."""
+
+    def __init__(self, out: Path, phase: str) -> None:
+        self.path = out / f"gpu_{phase}.json"
+        self.logs = out / f"gpu_{phase}_logs.tar.gz"
+        self.data: dict = {"machine": describe(), "runs": {}}
+        self.save()
+
+    def add(self, name: str, value: object) -> None:
+        self.data["runs"][name] = value.to_json() if isinstance(value, RunTiming) else value
+        self.save()
+        summary = value if not isinstance(value, RunTiming) else {
+            "first_iteration_s": value.first_iteration_s, "solved_s": value.solved_s, "wall_s": round(value.wall_s, 1),
+            "returncode": value.returncode, "steps_per_s": value.median_steps_per_second()}
+        print(f"[bench] {name}: {json.dumps(summary)}", flush=True)
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=1))
+        if LOGS.exists():
+            with tarfile.open(self.logs, "w:gz") as tar:
+                tar.add(LOGS, arcname="logs")
+
+
+def env_for(cache: Path) -> dict[str, str]:
+    return {"WARP_CACHE_PATH": str(cache), "ISAACSIM_ASSET_ROOT": str(HOME / "assets")}
+
+
+def run_one(name: str, cache: Path, **kwargs) -> RunTiming:
+    cwd = Path("/tmp/bench-runs") / name
+    shutil.rmtree(cwd, ignore_errors=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    command = kwargs.pop("command", None) or train_command(kwargs.pop("max_iterations", None))
+    return watch(command, cwd, env=env_for(cache), log_path=LOGS / f"{name}.log", **kwargs)
+
+
+def build_assets(rec: Recorder) -> None:
+    from workbench.runner.assets import build_offline_root
+
+    t = time.monotonic()
+    build_offline_root(HOME / "assets")
+    rec.add("asset_root_build_s", round(time.monotonic() - t, 2))
+
+
+def import_times(rec: Recorder) -> None:
+    """Seconds to import the heavy modules (and initialise Warp/CUDA), one fresh interpreter each, in order."""
+    code = ("import time,json;r={};t=time.perf_counter()\n"
+            "import torch;torch.zeros(1,device='cuda');r['torch+cuda']=time.perf_counter()-t;t=time.perf_counter()\n"
+            "import warp as wp;wp.init();r['warp']=time.perf_counter()-t;t=time.perf_counter()\n"
+            "import newton;r['newton']=time.perf_counter()-t;t=time.perf_counter()\n"
+            "import isaaclab_tasks;r['isaaclab_tasks']=time.perf_counter()-t;t=time.perf_counter()\n"
+            "import isaaclab_rl.rsl_rl, rsl_rl.runners;r['isaaclab_rl+rsl_rl']=time.perf_counter()-t\n"
+            "print('IMPORTS '+json.dumps(r))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=None, timeout=300)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("IMPORTS ")), None)
+    rec.add("import_s", json.loads(line[8:]) if line else {"error": out.stderr[-2000:]})
+
+
+def phase_solved(rec: Recorder, deadline: float) -> None:
+    build_assets(rec)
+    import_times(rec)
+    shutil.rmtree(WARM_CACHE, ignore_errors=True)
+    rec.add("cold_1", run_one("cold_1", WARM_CACHE, stop_when_solved=True, timeout_s=330))
+    for n in range(1, 4):
+        if deadline - time.monotonic() < 90:
+            break
+        rec.add(f"warm_{n}", run_one(f"warm_{n}", WARM_CACHE, stop_when_solved=True, timeout_s=150))
+
+
+def phase_packing(rec: Recorder, deadline: float, iterations: int, ks: list[int]) -> None:
+    build_assets(rec)
+    if not WARM_CACHE.exists():
+        rec.add("cache_fill", run_one("cache_fill", WARM_CACHE, stop_after_first_iteration=True, timeout_s=330))
+    results = {}
+    for k in ks:
+        if deadline - time.monotonic() < 60 + 12 * k:
+            break
+        results[str(k)] = pack(k, iterations)
+        rec.add(f"packing_{k}", results[str(k)])
+    base = results.get("1", {}).get("aggregate_steps_per_s")
+    if base:
+        rec.add("packing_speedup", {k: round(v["aggregate_steps_per_s"] / base, 3)
+                                    for k, v in results.items() if v.get("aggregate_steps_per_s")})
+    if deadline - time.monotonic() > 120:
+        profile_startup(rec)
+    if deadline - time.monotonic() > 200:
+        cache = HOME / "warp-cache-cold2"
+        shutil.rmtree(cache, ignore_errors=True)
+        rec.add("cold_2", run_one("cold_2", cache, stop_after_first_iteration=True, timeout_s=max(
+            60, deadline - time.monotonic() - 20)))
+
+
+def pack(k: int, iterations: int) -> dict:
+    """Start k trainings at once on the one GPU and measure their aggregate env-steps/s."""
+    import threading
+
+    runs: list[RunTiming | None] = [None] * k
+    t0 = time.monotonic()
+
+    def one(i: int) -> None:
+        runs[i] = run_one(f"pack{k}_{i}", WARM_CACHE, max_iterations=iterations, timeout_s=400, t0=t0)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for r in runs if r is not None]
+    return {
+        "k": k, "iterations_each": iterations, "wall_s": round(time.monotonic() - t0, 2),
+        "returncodes": [r.returncode for r in done],
+        "first_iteration_s": [r.first_iteration_s for r in done],
+        "aggregate_steps_per_s": aggregate_steps_per_second(done, NUM_ENVS * STEPS_PER_ENV),
+        "sum_of_median_printed_steps_per_s": sum(r.median_steps_per_second() or 0 for r in done),
+        "final_mean_episode_length": [r.iterations[-1].mean_episode_length if r.iterations else None for r in done],
+    }
+
+
+def profile_startup(rec: Recorder) -> None:
+    """py-spy a warm start to the first iteration (speedscope JSON next to the results)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    site_bin = Path("/tmp/site/bin/py-spy")
+    if site_bin.exists():
+        py_spy = str(site_bin)
+    out = rec.path.parent / "startup_profile.speedscope.json"
+    command = [py_spy, "record", "--rate", "50", "--subprocesses", "--format", "speedscope", "-o", str(out), "--",
+               *train_command()]
+    rec.add("profile_warm", run_one("profile_warm", WARM_CACHE, command=command, stop_after_first_iteration=True,
+                                    timeout_s=180))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=["solved", "packing"])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--budget-s", type=float, default=540.0, help="stop starting new runs after this")
+    parser.add_argument("--iterations", type=int, default=100, help="iterations of each packed training")
+    parser.add_argument("--ks", default="1,2,4,8")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.budget_s
+    rec = Recorder(args.out, args.phase)
+    if args.phase == "solved":
+        phase_solved(rec, deadline)
+    else:
+        phase_packing(rec, deadline, args.iterations, [int(k) for k in args.ks.split(",")])
+    rec.save()
+
+
+if __name__ == "__main__":
+    main()

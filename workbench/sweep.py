@@ -286,8 +286,7 @@ class NotebookTrialRunner(TrialRunner):
         id_file = reports / f"trial_{number:04d}.job-id"
         id_file.unlink(missing_ok=True)
         params_file = reports / f"trial_{number:04d}.parameters.json"
-        params = {"spec_document": spec.to_dict(), "backend": sweep.backend_name, "job_id_file": str(id_file),
-                  "show_widgets": False}
+        params = {"spec_document": spec.to_dict(), "backend": sweep.backend_name, "job_id_file": str(id_file)}
         params_file.write_text(json.dumps(params))
         command = [sys.executable, "-m", "papermill", str(self.notebook), str(report), "-f", str(params_file),
                    "-k", self.kernel, "--cwd", str(self.notebook.parent), "--no-progress-bar"]

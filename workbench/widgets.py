@@ -37,20 +37,19 @@ PACKAGE_ACCEPT = ".whl,.tar.gz,.tgz,.zip"
 LOG_LINES = 400
 
 
-def task_catalogue() -> dict[str, tuple[str, ...]]:
-    """Task id -> RL libraries with an agent config: Isaac Lab's core tasks plus custom packages when loadable."""
-    catalogue = {task: tuple(lib for lib in libs if lib in RL_LIBRARIES) for task, libs in CORE_TASK_LIBRARIES.items()}
-    try:
-        from workbench import tasks  # the live registry, including installed custom packages
-    except ImportError:
-        return {task: libs for task, libs in catalogue.items() if libs}
-    custom = getattr(tasks, "task_libraries", None)
-    if callable(custom):
-        try:
-            catalogue.update({task: tuple(lib for lib in libs if lib in RL_LIBRARIES) for task, libs in custom().items()})
-        except Exception:  # noqa: BLE001 - a broken custom package must not break the form
-            pass
-    return {task: libs for task, libs in catalogue.items() if libs}
+def task_catalogue(live: bool = False, pythonpath: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """Task id -> RL libraries with an agent config.
+
+    By default Isaac Lab 3.0's core table (instant); with ``live`` the installed registry, including custom
+    packages on ``pythonpath`` (imports Isaac Lab in a subprocess: seconds).
+    """
+    catalogue = dict(CORE_TASK_LIBRARIES)
+    if live:
+        from workbench.tasks import list_tasks
+
+        catalogue.update(list_tasks(list(pythonpath)))
+    supported = {task: tuple(lib for lib in libs if lib in RL_LIBRARIES) for task, libs in catalogue.items()}
+    return {task: libs for task, libs in supported.items() if libs}
 
 
 def save_upload(name: str, content: bytes) -> Path:
@@ -105,9 +104,10 @@ class SubmitForm:
 
     def __init__(self, mode: str = "train", backend: str = "local", task: str = "Isaac-Cartpole-Direct",
                  num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2, device: str = "cpu",
-                 follow: bool = True, poll_interval: float = 1.0) -> None:
+                 follow: bool = True, poll_interval: float = 1.0,
+                 catalogue: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.mode = mode
-        self.catalogue = task_catalogue()
+        self.catalogue = dict(catalogue) if catalogue is not None else task_catalogue()
         self.follow = follow
         self.poll_interval = poll_interval
         self.custom_environment: Path | None = None

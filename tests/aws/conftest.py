@@ -1,0 +1,115 @@
+"""The AWS test harness: moto server once per session, with the shim of ``moto_compat.py``.
+
+``moto_server`` starts ``moto_server.py`` on a free port of 127.0.0.1 (with ``MOTO_PORT`` set, so moto's
+Step Functions reach its other services), enables Step Functions execution and points this process's boto3
+at it through ``AWS_ENDPOINT_URL`` and dummy credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+REGION = "us-west-2"
+ANTLR_VERSION = "4.13.2"
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def antlr_path() -> Path:
+    """A private antlr4 runtime 4.13 for the moto process (installed once into the test cache)."""
+    cache = Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
+    target = Path(os.environ.get("WORKBENCH_MOTO_ANTLR", cache / f"moto-antlr4-{ANTLR_VERSION}"))
+    if not (target / "antlr4" / "__init__.py").exists():
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+             f"antlr4-python3-runtime=={ANTLR_VERSION}"],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot install antlr4-python3-runtime {ANTLR_VERSION} for moto: {done.stderr[-500:]}")
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def harness_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("aws-harness")
+
+
+@pytest.fixture(scope="session")
+def moto_server(harness_root: Path, workbench_home: Path) -> Iterator[str]:
+    """The endpoint of a moto server running the shim; this process's boto3 talks to it from now on."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    runner_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))},
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": endpoint,
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+    }
+    harness = {
+        "runner_env": runner_env,
+        "volumes_root": str(harness_root / "volumes"),
+        "work_root": str(harness_root / "containers"),
+        "env_overrides": {"WORKBENCH_ASSETS": "offline"},
+    }
+    server_env = {**runner_env, "MOTO_PORT": str(port), "PYTHONPATH": str(antlr_path()),
+                  "WORKBENCH_HARNESS": json.dumps(harness)}
+    log = open(harness_root / "moto-server.log", "wb")
+    process = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), str(port)], env=server_env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(endpoint, process, harness_root / "moto-server.log")
+        request = urllib.request.Request(
+            f"{endpoint}/moto-api/config", data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            method="POST", headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+        saved = {k: os.environ.get(k) for k in [*AWS_ENV, "AWS_ENDPOINT_URL", "MOTO_PORT"]}
+        os.environ.update({**AWS_ENV, "AWS_ENDPOINT_URL": endpoint, "MOTO_PORT": str(port)})
+        yield endpoint
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def _wait_for(endpoint: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("moto server did not start within 60 s")

@@ -1,0 +1,249 @@
+"""What moto 5.2.5 lacks for our pipeline, added inside the moto server process. Pinned: it touches moto internals.
+
+1. Step Functions service tasks (``aws-sdk:batch:*`` and ``batch:*``) hand the state's PascalCase parameters
+   (``JobName``, ``ContainerOverrides.Environment[].Name``) straight to botocore, which wants the API's member
+   names: AWS converts them, moto does not (``States.Runtime``, cause ``'JobName'``). We convert them with
+   moto's own converter (``_to_boto_request``) against botocore's service model, as AWS does.
+2. Lambda without Docker: moto runs functions only in Docker containers. A Python function's zip is unpacked
+   and its handler called in a local Python subprocess with the function's environment (our handlers are
+   plain Python; the runtime container is the only thing not emulated).
+3. Batch without Docker: moto runs jobs only in Docker containers. A job's container runs here as a local
+   process (``python -m workbench.runner``, the image's entrypoint) with the job definition's and the
+   submission's environment, the job definition's volumes mapped to local directories, its output shipped line
+   by line to CloudWatch Logs as the ``awslogs`` driver does, and Batch's states SUBMITTED -> PENDING ->
+   RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED | FAILED. ``TerminateJob`` stops the process group.
+   Multi-node jobs are refused (Isaac Lab refuses distributed training on CPU): they fail with that reason.
+
+The harness passes its settings in ``WORKBENCH_HARNESS`` (JSON): ``runner_env`` (the base environment of
+processes it starts), ``volumes_root`` and ``work_root`` (local directories), ``env_overrides`` (applied after
+the job's environment, e.g. ``WORKBENCH_ASSETS=offline`` because this machine has no network).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import moto
+
+MOTO_VERSION = "5.2.5"
+LAMBDA_BOOTSTRAP = r"""
+import importlib, json, sys, traceback
+module_name, _, function_name = sys.argv[1].rpartition(".")
+event = json.loads(sys.stdin.read() or "{}")
+try:
+    result = getattr(importlib.import_module(module_name), function_name)(event, None)
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+except Exception as exc:
+    traceback.print_exc()
+    sys.stdout.write("\n" + json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}) + "\n")
+    sys.exit(1)
+"""
+STOP_GRACE_SECONDS = 10.0
+STATE_STEP_SECONDS = 0.3
+
+
+def install() -> None:
+    """Patch moto; call once in the server process before it serves requests."""
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(f"tests/aws/moto_compat.py is written for moto {MOTO_VERSION}, found {moto.__version__}")
+    _install_parameter_conversion()
+    _install_lambda_runner()
+    _install_batch_runner()
+
+
+def harness_settings() -> dict[str, Any]:
+    return json.loads(os.environ.get("WORKBENCH_HARNESS", "{}"))
+
+
+def _install_parameter_conversion() -> None:
+    import botocore.session
+    from botocore import xform_name
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk,
+        state_task_service_batch,
+    )
+
+    models: dict[str, Any] = {}
+
+    def normalise(self: Any, parameters: dict, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+        service = self._get_boto_service_name(boto_service_name)
+        action = self._get_boto_service_action(service_action_name)
+        if service not in models:
+            models[service] = botocore.session.get_session().get_service_model(service)
+        model = models[service]
+        operation = next((name for name in model.operation_names if xform_name(name) == action), None)
+        if operation is not None:
+            self._to_boto_request(parameters, model.operation_model(operation).input_shape)
+
+    state_task_service_aws_sdk.StateTaskServiceAwsSdk._normalise_parameters = normalise
+    state_task_service_batch.StateTaskServiceBatch._normalise_parameters = normalise
+
+
+def _install_lambda_runner() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    def invoke(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        self.logs_backend.ensure_log_group(self.logs_group_name)
+        code_dir = Path(tempfile.mkdtemp(prefix="lambda-"))
+        with zipfile.ZipFile(io.BytesIO(self.code_bytes)) as archive:
+            archive.extractall(code_dir)
+        settings = harness_settings()
+        env = {
+            **settings.get("runner_env", os.environ),
+            **self.environment_vars,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "PYTHONPATH": str(code_dir),
+        }
+        payload = event if isinstance(event, str) else json.dumps(event or {})
+        done = subprocess.run(
+            [sys.executable, "-c", LAMBDA_BOOTSTRAP, self.handler],
+            input=payload, capture_output=True, text=True, cwd=code_dir, env=env, timeout=int(self.timeout or 60) + 30,
+        )
+        output = done.stdout.rstrip("\n").splitlines() or ["null"]
+        logs = "\n".join(done.stderr.splitlines() + output[:-1])
+        self.save_logs(logs + "\n" + output[-1])
+        return output[-1], done.returncode != 0, logs
+
+    LambdaFunction._invoke_lambda = invoke
+
+
+def _install_batch_runner() -> None:
+    from moto.batch import models as batch_models
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
+    batch_models.Job.run = _run_job
+
+
+def _run_job(job: Any) -> None:
+    """Batch's job lifecycle with the container replaced by a local process (moto ``Job.run``)."""
+    try:
+        if job.job_definition.type != "container":
+            job.job_stopped_reason = "the test harness runs single-node jobs only"
+            job._mark_stopped(success=False)
+            return
+        for state in ("PENDING", "RUNNABLE", "STARTING"):
+            if job.stop:
+                job._mark_stopped(success=False)
+                return
+            job.status = state
+            time.sleep(STATE_STEP_SECONDS)
+        _run_container(job)
+    except Exception as exc:  # the job must end FAILED with the reason, as Batch does
+        job.job_stopped_reason = f"harness error: {exc}"
+        job._mark_stopped(success=False)
+
+
+def _run_container(job: Any) -> None:
+    settings = harness_settings()
+    props = job.job_definition.container_properties
+    volumes_root = Path(settings["volumes_root"])
+    mounts = {
+        m["containerPath"]: volumes_root / m["sourceVolume"] for m in job._get_container_property("mountPoints", [])
+    }
+    env = {e["name"]: e["value"] for e in job._get_container_property("environment", [])}
+    env = {k: _map_paths(v, mounts) for k, v in env.items()}
+    work_dir = Path(settings["work_root"]) / job.job_id
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for local in mounts.values():
+        local.mkdir(parents=True, exist_ok=True)
+    env = {**settings.get("runner_env", {}), **env, **settings.get("env_overrides", {})}
+    env.update(AWS_BATCH_JOB_ID=job.job_id, AWS_BATCH_JQ_NAME=job.job_queue.name, AWS_BATCH_JOB_ATTEMPT="1")
+    command = [sys.executable, "-m", "workbench.runner"]
+
+    log_config = props.get("logConfiguration") or {}
+    options = log_config.get("options") or {}
+    group = options.get("awslogs-group", "/aws/batch/job")
+    prefix = options.get("awslogs-stream-prefix", job.job_definition.name)
+    task_id = job.job_id.replace("-", "")[:32]
+    job.log_stream_name = f"{prefix}/default/{task_id}"
+    job._log_backend.ensure_log_group(group)
+    job._log_backend.ensure_log_stream(group, job.log_stream_name)
+
+    job.job_started_at = datetime.now()
+    job._start_attempt()
+    process = subprocess.Popen(
+        command, cwd=work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    job.status = "RUNNING"
+    shipper = threading.Thread(target=_ship_logs, args=(process, job._log_backend, group, job.log_stream_name), daemon=True)
+    shipper.start()
+    deadline = None
+    if job._get_attempt_duration():
+        deadline = time.monotonic() + job._get_attempt_duration()
+    while process.poll() is None:
+        if job.stop or (deadline is not None and time.monotonic() > deadline):
+            if not job.stop:
+                job.job_stopped_reason = "Job attempt duration exceeded timeout"
+            _stop(process)
+            break
+        time.sleep(0.2)
+    process.wait()
+    shipper.join(timeout=5)
+    job.exit_code = process.returncode
+    if job.stop:
+        job._mark_stopped(success=False)
+    elif process.returncode != 0:
+        job.job_stopped_reason = job.job_stopped_reason or "Essential container in task exited"
+        job._mark_stopped(success=False)
+    else:
+        job._mark_stopped(success=True)
+
+
+def _map_paths(value: str, mounts: dict[str, Path]) -> str:
+    for container_path, local in mounts.items():
+        if value == container_path or value.startswith(container_path.rstrip("/") + "/"):
+            return str(local) + value[len(container_path.rstrip("/")):]
+    return value
+
+
+def _ship_logs(process: subprocess.Popen, logs_backend: Any, group: str, stream: str) -> None:
+    """Send the container's output to CloudWatch Logs in order, flushed every ~0.3 s (the awslogs driver's job)."""
+    lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def read() -> None:
+        for raw in iter(process.stdout.readline, b""):
+            lines.put({"timestamp": int(time.time() * 1000), "message": raw.decode(errors="replace").rstrip("\n")})
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    ended = False
+    while not ended:
+        batch: list[dict[str, Any]] = []
+        try:
+            while len(batch) < 500:
+                item = lines.get(timeout=0.3)
+                if item is None:
+                    ended = True
+                    break
+                batch.append(item)
+        except queue.Empty:
+            pass
+        if batch:
+            logs_backend.put_log_events(group, stream, batch)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """What ECS does on StopTask: SIGTERM to the container, SIGKILL after the grace period."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -45,6 +45,7 @@ import pandas as pd
 
 from workbench.backends import Backend, Job, get_backend
 from workbench.errors import WorkbenchError
+from workbench.history import IterationHistory
 from workbench.paths import workbench_home
 from workbench.runner.channels import write_json_atomic
 from workbench.spec import COMPUTE_DEFAULTS, EVALUATE_DEFAULTS, TRAIN_DEFAULTS, JobSpec, SpecError, parse_spec
@@ -242,6 +243,7 @@ class _Active:
     job: Job
     slot: str | None
     process: subprocess.Popen | None = None
+    history: IterationHistory | None = None
     last_step: int | None = None
     stop_reason: str | None = None
 
@@ -479,7 +481,9 @@ class Sweep:
                 "duration_s": duration,
                 "report": entry.get("report"),
             })
-        return pd.DataFrame(rows)
+        columns = ["trial", "state", "value", *(f"param {name}" for name in self.space), "job_id", "job_state",
+                   "reason", "slot", "duration_s", "report"]
+        return pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(k for row in rows for k in row)])))
 
     def best(self) -> dict[str, Any]:
         """The best finished trial's number, value, parameters and job id."""
@@ -588,9 +592,10 @@ class Sweep:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             log.warning("sweep %s: trial %d could not start: %s", self.name, trial.number, exc)
             return None
-        journal.record(trial.number, job_id=job.job_id, report=str(report) if report else None, job_state="SUBMITTED")
+        journal.record(trial.number, job_id=job.job_id, report=str(report) if report else None, job_state="SUBMITTED",
+                       library=spec.rl_library)
         log.info("sweep %s: trial %d runs as job %s with %s", self.name, trial.number, job.job_id, params)
-        return _Active(trial.number, job, slot, process)
+        return _Active(trial.number, job, slot, process, IterationHistory(job, spec.rl_library))
 
     def _reattach(self, study: optuna.Study, journal: Journal) -> dict[int, _Active]:
         active: dict[int, _Active] = {}
@@ -599,7 +604,9 @@ class Sweep:
             if entry.get("job_id"):
                 log.info("sweep %s: trial %d re-attached to job %s", self.name, trial.number, entry["job_id"])
                 steps = list(trial.intermediate_values)
-                active[trial.number] = _Active(trial.number, self.backend.job(entry["job_id"]), entry.get("slot"),
+                job = self.backend.job(entry["job_id"])
+                active[trial.number] = _Active(trial.number, job, entry.get("slot"),
+                                               history=IterationHistory(job, entry.get("library", "rsl_rl")),
                                                last_step=max(steps) if steps else None)
             else:
                 study._storage.set_trial_user_attr(trial._trial_id, "requeued", True)
@@ -611,9 +618,7 @@ class Sweep:
     def _poll(self, study: optuna.Study, journal: Journal, item: _Active) -> bool:
         """Report intermediate values, prune, or finish one trial; True once the trial is done."""
         status = item.job.status()
-        step = status.progress.iteration
-        value = self._intermediate(item.job, status)
-        if step is not None and value is not None and (item.last_step is None or step > item.last_step):
+        for step, value in self._intermediate(item, status):
             trial = optuna.trial.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(study._study_id, item.number))
             trial.report(value, step)
             item.last_step = step
@@ -622,6 +627,7 @@ class Sweep:
                 log.info("sweep %s: trial %d %s", self.name, item.number, item.stop_reason)
                 item.job.cancel(f"sweep {self.name}: trial {item.stop_reason}")
                 status = item.job.wait(timeout=60, poll_interval=0.5)
+                break
         journal.record(item.number, job_state=status.state.value, progress=asdict(status.progress))
         cost = getattr(self.backend, "estimate_cost", None)
         if cost is not None:
@@ -654,12 +660,26 @@ class Sweep:
         journal.record(item.number, value=value, finished_at=time.time())
         log.info("sweep %s: trial %d finished with %s %.4g", self.name, item.number, self._objective_label(), value)
 
-    def _intermediate(self, job: Job, status: JobStatus) -> float | None:
-        if isinstance(self.objective, str) and self.objective in PROGRESS_OBJECTIVES:
-            return getattr(status.progress, self.objective)
-        if isinstance(self.objective, str):
-            return _last_metric(job, self.objective.removeprefix("metrics:"))
-        return None
+    def _intermediate(self, item: _Active, status: JobStatus) -> list[tuple[int, float]]:
+        """New (iteration, value) pairs of a running trial: every finished iteration from its log, else its status."""
+        if callable(self.objective):
+            return []
+        if self.objective.startswith("metrics:"):
+            value, step = _last_metric(item.job, self.objective.removeprefix("metrics:")), status.progress.iteration
+            fresh = value is not None and step is not None and (item.last_step is None or step > item.last_step)
+            return [(step, value)] if fresh else []
+        if item.history is not None:
+            item.history.update()
+        points = item.history.points if item.history else {}
+        if points:
+            newest = max(points)
+            steps = [s for s in sorted(points) if (item.last_step is None or s > item.last_step)
+                     and (s < newest or status.state.is_terminal)]
+            values = [(s, getattr(points[s], self.objective)) for s in steps]
+            return [(s, v) for s, v in values if v is not None]
+        step, value = status.progress.iteration, getattr(status.progress, self.objective)
+        fresh = value is not None and step is not None and (item.last_step is None or step > item.last_step)
+        return [(step, value)] if fresh else []
 
     def _final(self, job: Job, status: JobStatus) -> float | None:
         if callable(self.objective):

@@ -1,0 +1,143 @@
+"""Command lines for the child process: ``isaaclab train`` per library and device, and our evaluation loop."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workbench.spec import JobSpec
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` becomes ``cuda:0`` where an NVIDIA driver exposes a GPU, else ``cpu``."""
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda":
+        return "cuda:0"
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return "cuda:0" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
+
+
+def device_overrides(library: str, device: str) -> list[str]:
+    """Hydra overrides that put the agent on ``device`` (each library keeps its own device setting)."""
+    if library == "rsl_rl":
+        return [f"agent.device={device}"]
+    if library == "rl_games":
+        return [f"agent.params.config.device={device}", f"agent.params.config.device_name={device}"]
+    return []
+
+
+def rl_games_minibatch(num_envs: int, agent_cfg: Mapping[str, Any] | None) -> int | None:
+    """A minibatch size that divides rl_games' batch (num_envs x horizon), or None when the default fits."""
+    if not agent_cfg:
+        return None
+    config = agent_cfg.get("params", {}).get("config", {})
+    horizon, minibatch = config.get("horizon_length"), config.get("minibatch_size")
+    if not isinstance(horizon, int) or not isinstance(minibatch, int):
+        return None
+    batch = num_envs * horizon
+    if minibatch <= batch and batch % minibatch == 0:
+        return None
+    best = 1
+    for divisor in range(1, math.isqrt(batch) + 1):
+        if batch % divisor == 0:
+            for candidate in (divisor, batch // divisor):
+                if candidate <= minibatch and candidate > best:
+                    best = candidate
+    return best
+
+
+def format_override(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    return f"{key}={value}"
+
+
+def train_arguments(spec: JobSpec, device: str, run_timestamp: str, agent_cfg: Mapping[str, Any] | None) -> list[str]:
+    """The ``isaaclab train`` arguments (after ``train``) for a training spec."""
+    training = spec.training
+    library = spec.rl_library
+    args = [
+        "--rl_library", library,
+        "--task", spec.task,
+        "--num_envs", str(training["numEnvs"]),
+        "--max_iterations", str(training["maxIterations"]),
+        "--device", device,
+        "--run_timestamp", run_timestamp,
+    ]
+    if training["seed"] is not None:
+        args += ["--seed", str(training["seed"])]
+    if training.get("recordVideo"):
+        args += ["--video", "--viz", "newton_gl"]
+    overrides = device_overrides(library, device)
+    if library == "rl_games":
+        minibatch = rl_games_minibatch(training["numEnvs"], agent_cfg)
+        if minibatch is not None:
+            overrides.append(f"agent.params.config.minibatch_size={minibatch}")
+    if library == "skrl":
+        overrides += skrl_overrides(training["maxIterations"], agent_cfg)
+    overrides += [format_override(k, v) for k, v in training["overrides"].items()]
+    return args + overrides
+
+
+def isaaclab_command(subcommand: str, arguments: list[str]) -> list[str]:
+    """``python -m isaaclab <subcommand> ...`` with this interpreter (the job's venv)."""
+    return [sys.executable, "-m", "isaaclab", subcommand, *arguments]
+
+
+def evaluate_command(arguments: list[str]) -> list[str]:
+    """Our bounded evaluation loop (``workbench.runner.evaluate``) with this interpreter."""
+    return [sys.executable, "-m", "workbench.runner.evaluate", *arguments]
+
+
+def child_environment(base: Mapping[str, str], extra: Mapping[str, str], pythonpath: list[str]) -> dict[str, str]:
+    """The child's environment: ours plus ``extra``, job-private ``pythonpath`` entries first, unbuffered output."""
+    env = {k: v for k, v in base.items() if k != "WORKBENCH_TASK_TOKEN"}
+    env.update(extra)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([*pythonpath, *filter(None, [base.get("PYTHONPATH", "")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("NCCL_NVLS_ENABLE", "0")
+    env.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
+    env.setdefault("NVSHMEM_DISABLE_NVLS", "1")
+    return env
+
+
+def skrl_overrides(max_iterations: int, agent_cfg: Mapping[str, Any] | None) -> list[str]:
+    """One TensorBoard row per iteration and ~10 checkpoints on iteration boundaries (skrl counts timesteps)."""
+    rollouts = (agent_cfg or {}).get("agent", {}).get("rollouts")
+    if not isinstance(rollouts, int) or rollouts < 1:
+        return []
+    every = rollouts * max(1, max_iterations // 10)
+    return [f"agent.agent.experiment.write_interval={rollouts}", f"agent.agent.experiment.checkpoint_interval={every}"]
+
+
+def evaluate_arguments(spec: JobSpec, device: str, checkpoint: Path, output_dir: Path) -> list[str]:
+    """Arguments of ``python -m workbench.runner.evaluate`` for an evaluation spec."""
+    training = spec.training
+    args = [
+        "--task", spec.task,
+        "--rl-library", spec.rl_library,
+        "--checkpoint", str(checkpoint),
+        "--num-envs", str(training["numEnvs"]),
+        "--num-episodes", str(training["numEpisodes"]),
+        "--steps-per-episode", str(training["stepsPerEpisode"]),
+        "--device", device,
+        "--output-dir", str(output_dir),
+    ]
+    if training["seed"] is not None:
+        args += ["--seed", str(training["seed"])]
+    if training["recordVideo"]:
+        args += [
+            "--record-video",
+            "--video-width", str(training["videoWidth"]),
+            "--video-height", str(training["videoHeight"]),
+            "--video-episodes", str(training["videoEpisodes"]),
+        ]
+    for key, value in training["overrides"].items():
+        args += ["--override", format_override(key, value)]
+    return args

@@ -1,0 +1,424 @@
+"""Bounded, seeded evaluation of a trained policy: ``python -m workbench.runner.evaluate ...``.
+
+Isaac Lab's ``play`` never stops on its own and prints no metrics, so the runner launches this program for
+``mode == "evaluate"``. It builds the task's environment the way ``isaaclab play`` does (Isaac Lab's own config
+resolution, launcher and library wrappers), loads the policy with its library, and steps ``--num-envs``
+environments until exactly ``--num-episodes`` episodes are counted, each cut at ``--steps-per-episode`` steps.
+
+Writes into ``--output-dir``: ``metrics.csv`` (one row per episode), ``evaluation-summary.json`` and, with
+``--record-video``, ``videos/episode_<n>.mp4`` (the first ``--video-episodes`` episodes of environment 0).
+Progress goes to stdout as ``WORKBENCH_PROGRESS {...}`` lines; a known failure ends with ``WORKBENCH_ERROR <reason>``
+and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from workbench.errors import PolicyError, RunnerError
+from workbench.runner.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
+from workbench.runner.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_policy
+
+DEFAULT_SEED = 42
+AGENT_ENTRY_POINTS = {"rsl_rl": "rsl_rl_cfg_entry_point", "rl_games": "rl_games_cfg_entry_point", "skrl": "skrl_cfg_entry_point"}
+PROGRESS_INTERVAL_S = 1.0
+
+
+class EvaluationError(RunnerError):
+    """The evaluation cannot go on; the message is the reason."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m workbench.runner.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--rl-library", required=True, choices=sorted(AGENT_ENTRY_POINTS))
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file or directory, s3:// URI, or a job id")
+    parser.add_argument("--num-envs", type=int, required=True)
+    parser.add_argument("--num-episodes", type=int, required=True)
+    parser.add_argument("--steps-per-episode", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:<n>")
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--record-video", action="store_true")
+    parser.add_argument("--video-width", type=int, default=640)
+    parser.add_argument("--video-height", type=int, default=360)
+    parser.add_argument("--video-episodes", type=int, default=2)
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="Hydra override (env.* / agent.*)")
+    args = parser.parse_args(argv)
+    for name in ("num_envs", "num_episodes", "steps_per_episode", "video_episodes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    # H.264 with yuv420p needs even dimensions
+    args.video_width -= args.video_width % 2
+    args.video_height -= args.video_height % 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = evaluate(args)
+    except RunnerError as exc:
+        print(f"WORKBENCH_ERROR {exc}", flush=True)
+        return 2
+    except Exception as exc:  # an unexpected failure still ends with a reason the runner can report
+        traceback.print_exc()
+        print(f"WORKBENCH_ERROR evaluation crashed: {type(exc).__name__}: {exc}", flush=True)
+        return 1
+    print(f"evaluation finished: {summary['episodes']} episodes, mean return {summary['mean_return']:.3f}", flush=True)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the evaluation described by ``args`` and write its outputs; returns the summary."""
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="workbench-policy-") as download_dir:
+        checkpoint = resolve_policy(args.checkpoint, Path(download_dir))
+        info = inspect_checkpoint(checkpoint, args.rl_library)
+        print(f"policy: {checkpoint} ({info.library}, {info.obs_dim} observations, {info.action_dim} actions)", flush=True)
+        return _run(args, info)
+
+
+def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
+    from isaaclab.app import add_launcher_args, launch_simulation
+
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    env_cfg, agent_cfg = _resolve_configs(args)
+    check_sizes(info, args.task, *_cfg_sizes(env_cfg))
+
+    video_episodes = args.video_episodes if args.record_video else 0
+    quotas = episode_quotas(args.num_episodes, args.num_envs, video_episodes)
+    env_cfg.scene.num_envs = len(quotas)
+    env_cfg.sim.device = args.device
+    env_cfg.seed = seed
+    step_dt = env_cfg.sim.dt * env_cfg.decimation
+    if env_cfg.episode_length_s > (args.steps_per_episode - 0.5) * step_dt:
+        env_cfg.episode_length_s = (args.steps_per_episode - 0.5) * step_dt
+    if args.record_video:
+        from workbench.runner.video import viewer_cfg
+
+        env_cfg.sim.visualizer_cfgs = [viewer_cfg(args.video_width, args.video_height)]
+
+    launcher = argparse.ArgumentParser(add_help=False)
+    add_launcher_args(launcher)
+    launcher_args = launcher.parse_args(["--device", args.device])
+    launcher_args.num_envs = len(quotas)
+    with launch_simulation(env_cfg, launcher_args), contextlib.ExitStack() as cleanup:
+        from isaaclab.utils.seed import configure_seed
+
+        from isaaclab_rl.entrypoints.common import close_env, create_isaaclab_env
+
+        launcher_args.frontend = "torch"
+        env = create_isaaclab_env(args.task, env_cfg, launcher_args, convert_marl_to_single_agent=True)
+        cleanup.callback(lambda: close_env(env))
+        check_sizes(info, args.task, *_env_sizes(env.unwrapped))
+        recorder = StepRecorder(env)
+        configure_seed(seed)
+        agent = AGENTS[args.rl_library](recorder, agent_cfg, info.path, args.device, seed)
+        return _loop(args, agent, recorder, quotas, video_episodes, seed, info)
+    raise EvaluationError("the simulation launcher exited before the evaluation ran")  # pragma: no cover
+
+
+def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
+    import isaaclab_tasks  # noqa: F401  (registers the tasks)
+    from isaaclab_tasks.utils import resolve_task_config
+
+    entry_point = AGENT_ENTRY_POINTS[args.rl_library]
+    try:
+        return resolve_task_config(args.task, entry_point, play_mode=True, overrides=list(args.override))
+    except Exception as exc:  # unknown task, missing agent config, bad override
+        raise EvaluationError(f"cannot build task {args.task!r} for {args.rl_library}: {type(exc).__name__}: {exc}") from exc
+
+
+def _space_size(space: Any) -> int | None:
+    if isinstance(space, int):
+        return space
+    shape = getattr(space, "shape", None)
+    return int(math.prod(shape)) if shape else None
+
+
+def _cfg_sizes(env_cfg: Any) -> tuple[int | None, int | None]:
+    return _space_size(getattr(env_cfg, "observation_space", None)), _space_size(getattr(env_cfg, "action_space", None))
+
+
+def _env_sizes(env: Any) -> tuple[int | None, int | None]:
+    observations = env.single_observation_space
+    policy_space = observations["policy"] if "policy" in getattr(observations, "spaces", {}) else observations
+    return _space_size(policy_space), _space_size(env.single_action_space)
+
+
+class StepRecorder(gym.Wrapper):
+    """Remembers each step's raw rewards and done flags for the episode counter (the library wrappers hide them)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.last: tuple[Any, Any, Any] | None = None
+
+    def step(self, action: Any) -> Any:
+        obs, rewards, terminated, truncated, extras = self.env.step(action)
+        self.last = (rewards, terminated, truncated)
+        return obs, rewards, terminated, truncated, extras
+
+
+def _success_source(env: Any) -> tuple[str, Callable[[], Any] | None]:
+    """How success is decided: a task's own success termination term, else surviving to the time limit."""
+    manager = getattr(env, "termination_manager", None)
+    for name in getattr(manager, "active_terms", []):
+        if "success" in name.lower() or "goal" in name.lower():
+            return f"termination term {name!r}", lambda: manager.get_term(name)
+    return "survived to the time or step limit (truncated, not terminated)", None
+
+
+def _loop(
+    args: argparse.Namespace, agent: Any, recorder: Any, quotas: list[int], video_episodes: int, seed: int, info: CheckpointInfo
+) -> dict[str, Any]:
+    import torch
+
+    env = recorder.unwrapped
+    criterion, success_term = _success_source(env)
+    counter = EpisodeCounter(quotas, args.steps_per_episode, success_on_time_out=success_term is None, device=env.device)
+    limit = loop_step_limit(quotas, args.steps_per_episode, getattr(env, "max_episode_length", None))
+    clips = _Clips(env, args, video_episodes)
+    total = args.num_episodes
+    print(
+        f"evaluating {args.task} ({args.rl_library}) on {len(quotas)} envs: {total} episodes of at most "
+        f"{args.steps_per_episode} steps, seed {seed}, success = {criterion}",
+        flush=True,
+    )
+    obs = agent.reset()
+    clips.start(counter)
+    start = last_report = time.perf_counter()
+    with torch.inference_mode():
+        while not counter.done:
+            if counter.steps >= limit:
+                raise EvaluationError(f"the evaluation did not finish within {limit} steps; episodes never ended")
+            obs = agent.step(obs)
+            rewards, terminated, truncated = recorder.last
+            counted = counter.update(rewards, terminated, truncated, success_term() if success_term else None)
+            clips.after_step(counter, counted)
+            now = time.perf_counter()
+            if counted and (now - last_report >= PROGRESS_INTERVAL_S or counter.done):
+                last_report = now
+                _progress(counter, len(quotas), now - start - clips.seconds)
+    wall = time.perf_counter() - start
+    summary = {
+        **counter.summary(),
+        "success_criterion": criterion,
+        "env_steps": counter.steps * len(quotas),
+        "loop_steps": counter.steps,
+        "wall_seconds": round(wall, 3),
+        "steps_per_second": round(counter.steps * len(quotas) / max(wall, 1e-9), 1),
+        "num_envs": len(quotas),
+        "steps_per_episode": args.steps_per_episode,
+        "seed": seed,
+        "task": args.task,
+        "rl_library": args.rl_library,
+        "checkpoint": str(info.path),
+        "checkpoint_iteration": info.iteration,
+        "device": args.device,
+        **clips.summary(),
+    }
+    _write_outputs(args.output_dir, counter.episodes, summary)
+    return summary
+
+
+class _Clips:
+    """Records the first episodes of environment 0 as clips, while the loop runs."""
+
+    def __init__(self, env: Any, args: argparse.Namespace, episodes: int) -> None:
+        self.wanted = episodes
+        self.directory = args.output_dir / "videos"
+        self.recorder = None
+        self.written: list[str] = []
+        self.encode_seconds = 0.0
+        self.clip_seconds = 0.0
+        if episodes:
+            from workbench.runner.video import ClipRecorder
+
+            self.recorder = ClipRecorder(env, args.video_width, args.video_height)
+
+    @property
+    def active(self) -> bool:
+        return self.recorder is not None and len(self.written) < self.wanted
+
+    @property
+    def seconds(self) -> float:
+        """Time spent grabbing and encoding frames (not counted as simulation time)."""
+        return 0.0 if self.recorder is None else self.recorder.capture_seconds + self.encode_seconds
+
+    def start(self, counter: EpisodeCounter) -> None:
+        if self.active:
+            self.recorder.grab()
+
+    def after_step(self, counter: EpisodeCounter, counted: list[Episode]) -> None:
+        if not self.active:
+            return
+        if counter.ended[0]:
+            episode = next((e for e in counted if e.env_index == 0), None)
+            if episode is not None:
+                name = f"episode_{episode.episode:04d}.mp4"
+                self.clip_seconds += len(self.recorder.frames) / self.recorder.fps
+                self.encode_seconds += self.recorder.write(self.directory / name)
+                episode.video = f"videos/{name}"
+                self.written.append(episode.video)
+            else:
+                self.recorder.discard()
+        if not self.active or counter.draining[0]:
+            return
+        if int(counter.lengths[0]) % self.recorder.stride == 0:
+            self.recorder.grab()
+
+    def summary(self) -> dict[str, Any]:
+        if self.recorder is None:
+            return {"videos": []}
+        return {
+            "videos": self.written,
+            "video_fps": self.recorder.fps,
+            "video_frame_stride": self.recorder.stride,
+            "video_size": list(self.recorder.size),
+            "video_seconds": round(self.clip_seconds, 3),
+            "video_capture_seconds": round(self.recorder.capture_seconds, 3),
+            "video_encode_seconds": round(self.encode_seconds, 3),
+        }
+
+
+def _progress(counter: EpisodeCounter, num_envs: int, sim_seconds: float) -> None:
+    done = counter.episodes
+    payload = {
+        "iteration": len(done),
+        "max_iterations": sum(counter.quotas),
+        "mean_reward": round(sum(e.return_ for e in done) / len(done), 4),
+        "mean_episode_length": round(sum(e.length for e in done) / len(done), 2),
+        "steps_per_second": round(counter.steps * num_envs / max(sim_seconds, 1e-9), 1),
+    }
+    print(f"WORKBENCH_PROGRESS {json.dumps(payload)}", flush=True)
+
+
+def _write_outputs(directory: Path, episodes: list[Episode], summary: dict[str, Any]) -> None:
+    with (directory / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for episode in episodes:
+            writer.writerow(episode.row())
+    (directory / "evaluation-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+class RslRlAgent:
+    """An rsl_rl policy (``model_<n>.pt``) through Isaac Lab's RslRlVecEnvWrapper and runner."""
+
+    def __init__(self, env: Any, agent_cfg: Any, path: Path, device: str, seed: int) -> None:
+        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, check_rsl_rl_version, create_rsl_rl_runner, handle_deprecated_rsl_rl_cfg
+
+        agent_cfg.device = device
+        agent_cfg.seed = seed
+        agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
+        self.env = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
+        runner = create_rsl_rl_runner(self.env, agent_cfg)
+        _load(lambda: runner.load(str(path)), path, "rsl_rl")
+        self.policy = runner.get_inference_policy(device=self.env.unwrapped.device)
+
+    def reset(self) -> Any:
+        return self.env.get_observations()
+
+    def step(self, obs: Any) -> Any:
+        obs, _, dones, _ = self.env.step(self.policy(obs))
+        self.policy.reset(dones)
+        return obs
+
+
+class RlGamesAgent:
+    """An rl_games policy (``.pth``) through Isaac Lab's RlGamesVecEnvWrapper and rl_games' player."""
+
+    def __init__(self, env: Any, agent_cfg: dict, path: Path, device: str, seed: int) -> None:
+        from rl_games.torch_runner import Runner
+
+        from isaaclab.utils import index_fill_
+        from isaaclab_rl.rl_games import RlGamesVecEnvWrapper, register_rl_games_env
+
+        params = agent_cfg["params"]
+        params["seed"] = seed
+        params["config"].update(device=device, device_name=device)
+        self.env = RlGamesVecEnvWrapper.from_agent_cfg(env, agent_cfg)
+        register_rl_games_env(self.env)
+        params["load_checkpoint"] = True
+        params["load_path"] = str(path)
+        params["config"]["num_actors"] = self.env.unwrapped.num_envs
+        runner = Runner()
+        runner.load(agent_cfg)
+        self.player = runner.create_player()
+        _load(lambda: self.player.restore(str(path)), path, "rl_games")
+        self.player.reset()
+        self._index_fill = index_fill_
+
+    def reset(self) -> Any:
+        obs = self.env.reset()
+        obs = obs["obs"] if isinstance(obs, dict) else obs
+        self.player.get_batch_size(obs, 1)
+        if self.player.is_rnn:
+            self.player.init_rnn()
+        return obs
+
+    def step(self, obs: Any) -> Any:
+        actions = self.player.get_action(self.player.obs_to_torch(obs), is_deterministic=True)
+        obs, _, dones, _ = self.env.step(actions)
+        if self.player.is_rnn and self.player.states is not None and len(dones) > 0:
+            for state in self.player.states:
+                self._index_fill(state, dones, 0.0, dim=1)
+        return obs["obs"] if isinstance(obs, dict) else obs
+
+
+class SkrlAgent:
+    """A skrl policy (``agent_<n>.pt``) through Isaac Lab's SkrlVecEnvWrapper and skrl's runner."""
+
+    def __init__(self, env: Any, agent_cfg: dict, path: Path, device: str, seed: int) -> None:
+        from isaaclab_rl.skrl import SkrlVecEnvWrapper, import_skrl_runner
+
+        agent_cfg["seed"] = seed
+        agent_cfg["trainer"]["close_environment_at_exit"] = False
+        experiment = agent_cfg["agent"]["experiment"]
+        experiment["write_interval"] = 0
+        experiment["checkpoint_interval"] = 0
+        experiment["directory"] = tempfile.mkdtemp(prefix="workbench-skrl-")
+        self.env = SkrlVecEnvWrapper(env, ml_framework="torch")
+        runner = import_skrl_runner("torch")(self.env, agent_cfg)
+        self.agent = runner.agent
+        _load(lambda: self.agent.load(str(path)), path, "skrl")
+        self.agent.enable_training_mode(False, apply_to_models=True)
+
+    def reset(self) -> Any:
+        obs, _ = self.env.reset()
+        return obs
+
+    def step(self, obs: Any) -> Any:
+        outputs = self.agent.act(obs, self.env.state(), timestep=0, timesteps=0)
+        obs, *_ = self.env.step(outputs[-1].get("mean_actions", outputs[0]))
+        return obs
+
+
+def _load(load: Callable[[], Any], path: Path, library: str) -> None:
+    """Load weights into the library's model; a mismatch becomes a :class:`PolicyError` with the library's words."""
+    try:
+        load()
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PolicyError(f"{library} cannot load {path.name} into the task's policy network: {first_line}") from exc
+
+
+AGENTS: dict[str, type] = {"rsl_rl": RslRlAgent, "rl_games": RlGamesAgent, "skrl": SkrlAgent}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""The job runner: prepare, run the child, watch it, export the output layout, report.
+
+The same code runs a local job (the local backend starts ``python -m workbench.runner`` detached) and a job in the
+AWS Batch container. It owns the job: whatever happens (success, non-zero exit, exception, signal, invalid spec,
+stalled child), exactly one final status reaches the channel, with the reason in words.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from workbench import paths
+from workbench.errors import RunnerError
+from workbench.runner import commands, outputs
+from workbench.runner.assets import asset_root_for
+from workbench.runner.channels import Channel, write_json_atomic
+from workbench.runner.process import ChildProcess, describe_exit
+from workbench.runner.progress import ProgressParser
+from workbench.runner.storage import Storage
+from workbench.spec import JobSpec, SpecError, parse_spec
+from workbench.status import JobState, JobStatus, Progress
+from workbench.tasks import probe_task
+
+log = logging.getLogger("workbench.runner")
+
+CHILD_DIR = "isaaclab"
+"""Sub-directory of the work directory where the child runs (Isaac Lab writes its ``logs/`` tree there)."""
+
+
+@dataclass
+class RunnerSettings:
+    """How the runner runs one job (from ``WORKBENCH_*`` environment variables, see ``__main__``)."""
+
+    job_id: str
+    spec_text: str
+    work_dir: Path
+    channel: Channel
+    storage: Storage
+    heartbeat_interval: float = 60.0
+    heartbeat_timeout: float = 1800.0
+    export_interval: float = 15.0
+    stop_grace: float = 10.0
+    checkpoint_dir: Path | None = None
+    assets: str = "offline"
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class StatusPublisher:
+    """Keeps the job's state and progress and publishes them; refuses to publish after the final state."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.job_id = settings.job_id
+        self.channel = settings.channel
+        self.state = JobState.SUBMITTED
+        self.progress = Progress()
+        self.heartbeat_at: float | None = None
+        self.details: dict = {"runner_pid": os.getpid()}
+        self._lock = threading.Lock()
+
+    def publish(self, state: JobState | None = None, reason: str = "", heartbeat: bool = False,
+                output_uri: str | None = None) -> JobStatus | None:
+        with self._lock:
+            if self.state.is_terminal:
+                return None
+            if state is not None:
+                self.state = state
+            if heartbeat:
+                self.heartbeat_at = time.time()
+            status = JobStatus(
+                job_id=self.job_id, state=self.state, reason=reason, heartbeat_at=self.heartbeat_at,
+                progress=self.progress, output_uri=output_uri, details=dict(self.details),
+            )
+            self.channel.publish(status, heartbeat=heartbeat)
+            return status
+
+    def update_progress(self, progress: Progress) -> None:
+        with self._lock:
+            self.progress = self.progress.merged(progress)
+
+
+class JobRunner:
+    """Runs one job end to end; ``run()`` returns the final status."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.settings = settings
+        self.work_dir = settings.work_dir
+        self.publisher = StatusPublisher(settings)
+        self.cancel_reason: str | None = None
+        self.child: ChildProcess | None = None
+        self._job_log = None
+        self._rollouts: int | None = None
+        self._log_lock = threading.Lock()
+
+    def run(self) -> JobStatus:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._open_log()
+        self._install_signal_handlers()
+        final: JobStatus | None = None
+        try:
+            self.publisher.publish(JobState.STARTING, "preparing the job", heartbeat=True)
+            spec = self._parse_spec()
+            final = self._run_spec(spec)
+        except SpecError as exc:
+            final = self._finish(JobState.FAILED, str(exc))
+        except RunnerError as exc:
+            final = self._finish(JobState.FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the channel
+            self._say(traceback.format_exc())
+            final = self._finish(JobState.FAILED, f"internal error in the runner: {exc!r}")
+        finally:
+            if self.child is not None and self.child.poll() is None:
+                self.child.stop(self.settings.stop_grace)
+        return final or self._finish(JobState.FAILED, "the runner stopped without a result")
+
+    def _parse_spec(self) -> JobSpec:
+        spec = parse_spec(self.settings.spec_text)
+        for notice in spec.notices:
+            self._say(notice)
+        name = "training-config.json" if spec.mode == "train" else "evaluation-config.json"
+        write_json_atomic(self.work_dir / name, spec.to_dict())
+        return spec
+
+    def _run_spec(self, spec: JobSpec) -> JobStatus:
+        device = commands.resolve_device(spec.training["device"])
+        env_extra = self._environment(spec)
+        pythonpath: list[str] = []
+        child_dir = self.work_dir / CHILD_DIR
+        child_dir.mkdir(exist_ok=True)
+        if spec.mode == "train":
+            agent_cfg = self._agent_config(spec, pythonpath)
+            self._rollouts = (agent_cfg or {}).get("agent", {}).get("rollouts") if spec.rl_library == "skrl" else None
+            run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
+            command = commands.isaaclab_command("train", commands.train_arguments(spec, device, run_timestamp, agent_cfg))
+        else:
+            checkpoint = self._policy_checkpoint(spec)
+            command = commands.evaluate_command(commands.evaluate_arguments(spec, device, checkpoint, self.work_dir))
+        if self.cancel_reason:
+            return self._finish(JobState.CANCELLED, self.cancel_reason)
+        self._say(f"{spec.mode} {spec.task} with {spec.rl_library} on {device}: {' '.join(command)}")
+        env = commands.child_environment(self.settings.environ, env_extra, pythonpath)
+        parser = ProgressParser(spec.rl_library, self._rollouts)
+        code = self._supervise(command, child_dir, env, parser, spec)
+        return self._conclude(spec, code, parser)
+
+    def _environment(self, spec: JobSpec) -> dict[str, str]:
+        warp_cache = paths.warp_cache_dir()
+        warp_cache.mkdir(parents=True, exist_ok=True)
+        env = {"WARP_CACHE_PATH": str(warp_cache)}
+        assets = self.settings.assets
+        if assets == "nucleus":
+            env.update(asset_root_for(spec.task, paths.assets_dir(), mode="nucleus"))
+        elif assets == "offline":
+            env.update(asset_root_for(spec.task, paths.assets_dir(), mode="offline"))
+        else:
+            env.update(asset_root_for(spec.task, Path(assets), mode="custom"))
+        return env
+
+    def _agent_config(self, spec: JobSpec, pythonpath: list[str]) -> dict | None:
+        """The task's YAML agent config where the command depends on it (rl_games batch, skrl rollouts)."""
+        if spec.rl_library == "rsl_rl" and spec.custom_environment_uri is None:
+            return None
+        info = probe_task(spec.task, spec.rl_library, pythonpath)
+        if not info.registered:
+            raise RunnerError(f"task {spec.task!r} is not registered (not in Isaac Lab nor in the custom package)")
+        if spec.rl_library not in info.libraries:
+            raise RunnerError(
+                f"task {spec.task!r} has no {spec.rl_library} agent config; available: {', '.join(info.libraries)}"
+            )
+        return info.agent_cfg
+
+    def _policy_checkpoint(self, spec: JobSpec) -> Path:
+        from workbench.runner.policy import resolve_policy
+
+        return resolve_policy(spec, self.work_dir / "inputs")
+
+    def _supervise(self, command: list[str], cwd: Path, env: dict[str, str], parser: ProgressParser,
+                   spec: JobSpec) -> int:
+        """Run the child to its end, heartbeating while it makes progress; returns its exit code."""
+        settings = self.settings
+
+        def on_line(line: str) -> None:
+            self._write_log(line)
+            update = parser.feed(line)
+            if update is not None:
+                self.publisher.update_progress(update)
+
+        self.child = ChildProcess(command, cwd, env, on_line)
+        self.publisher.details["child_pgid"] = self.child.pid
+        self.publisher.publish(JobState.RUNNING, "running", heartbeat=True)
+        last_heartbeat = last_publish = last_export = time.monotonic()
+        output_at_heartbeat = self.child.last_output_at
+        while (code := self.child.poll()) is None:
+            time.sleep(0.2)
+            now = time.monotonic()
+            if self.cancel_reason:
+                self._say(f"stopping the job: {self.cancel_reason}")
+                self.child.stop(settings.stop_grace)
+                return self.child.poll() or 0
+            if now - self.child.last_output_at > settings.heartbeat_timeout:
+                self.child.stop(settings.stop_grace)
+                raise RunnerError(
+                    f"heartbeat timeout: no progress for {settings.heartbeat_timeout:g} s, the job was stopped"
+                )
+            if now - last_heartbeat >= settings.heartbeat_interval and self.child.last_output_at > output_at_heartbeat:
+                output_at_heartbeat = self.child.last_output_at
+                last_heartbeat = last_publish = now
+                self.publisher.publish(reason="running", heartbeat=True)
+            elif now - last_publish >= 1.0:
+                last_publish = now
+                self.publisher.publish(reason="running")
+            if spec.mode == "train" and now - last_export >= settings.export_interval:
+                last_export = now
+                self._export_training(spec, final=False)
+        self.child.wait_output()
+        return code
+
+    def _conclude(self, spec: JobSpec, code: int, parser: ProgressParser) -> JobStatus:
+        if self.cancel_reason:
+            self._export_safely(spec)
+            return self._finish(JobState.CANCELLED, self.cancel_reason)
+        if code != 0:
+            self._export_safely(spec)
+            reason = parser.error or f"the {spec.mode} process failed ({describe_exit(code)}); see logs/job.log"
+            return self._finish(JobState.FAILED, reason)
+        if spec.mode == "train":
+            self._export_training(spec, final=True)
+        self.settings.storage.upload(self.work_dir)
+        return self._finish(JobState.SUCCEEDED, f"{spec.mode} finished", output_uri=self.settings.storage.uri)
+
+    def _export_training(self, spec: JobSpec, final: bool) -> None:
+        run_dir = outputs.find_run_dir(self.work_dir / CHILD_DIR, spec.rl_library)
+        if run_dir is None:
+            if final:
+                raise RunnerError("training finished but Isaac Lab wrote no run directory")
+            return
+        checkpoints = self.work_dir / "checkpoints"
+        copied = outputs.sync_checkpoints(run_dir, spec.rl_library, checkpoints)
+        if self.settings.checkpoint_dir is not None and copied:
+            outputs.sync_checkpoints(run_dir, spec.rl_library, self.settings.checkpoint_dir)
+        rows = outputs.export_metrics(run_dir, spec.rl_library, self.work_dir / "metrics.csv")
+        self.publisher.update_progress(outputs.latest_progress(rows))
+        if final:
+            outputs.export_git_diffs(run_dir, self.work_dir)
+            outputs.export_videos(run_dir, self.work_dir / "videos")
+            saved = sorted(p.name for p in checkpoints.glob("*.pt"))
+            self._say(f"exported {len(saved)} checkpoint(s) and {len(rows)} metrics rows to {self.work_dir}")
+            if not any(checkpoints.glob("model_*.pt")):
+                raise RunnerError("training finished but saved no checkpoint")
+
+    def _export_safely(self, spec: JobSpec) -> None:
+        """Keep what a failed or cancelled training had saved (checkpoints, metrics) for a later resume."""
+        if spec.mode != "train":
+            return
+        try:
+            self._export_training(spec, final=False)
+            self.settings.storage.upload(self.work_dir)
+        except Exception as exc:  # noqa: BLE001 - the job's own failure reason matters more
+            self._say(f"could not save the partial outputs: {exc}")
+
+    def _finish(self, state: JobState, reason: str, output_uri: str | None = None) -> JobStatus:
+        self._say(f"job {state.value.lower()}: {reason}")
+        status = self.publisher.publish(state, reason, output_uri=output_uri)
+        if self._job_log is not None:
+            self._job_log.flush()
+        return status or JobStatus(self.settings.job_id, self.publisher.state, reason)
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self.cancel_reason = f"cancelled ({signal.Signals(signum).name} received)"
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, handler)
+
+    def _open_log(self) -> None:
+        path = self.work_dir / "logs" / "job.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._job_log = path.open("a", buffering=1, encoding="utf-8")
+
+    def _write_log(self, line: str) -> None:
+        with self._log_lock:
+            if self._job_log is not None:
+                self._job_log.write(line + "\n")
+            print(line, flush=True)
+
+    def _say(self, message: str) -> None:
+        for line in message.rstrip().splitlines():
+            self._write_log(f"[workbench] {line}")

@@ -1,0 +1,104 @@
+"""The child process: started in its own process group, its output streamed line by line, stopped as a group.
+
+Isaac Lab's ``play`` ignores SIGTERM (and rl_games only stops on SIGINT), so stopping sends SIGINT and SIGTERM to
+the whole group and SIGKILL after a grace period: nothing the job started is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+
+class ChildProcess:
+    """One child command; ``on_line`` is called (from a reader thread) with every output line."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        on_line: Callable[[str], None],
+    ) -> None:
+        self.command = list(command)
+        self.last_output_at = time.monotonic()
+        self._on_line = on_line
+        self._popen = subprocess.Popen(
+            self.command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self._popen.pid
+        self._reader = threading.Thread(target=self._read, args=(self._popen.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        pending = b""
+        while chunk := os.read(stream.fileno(), 65536):
+            self.last_output_at = time.monotonic()
+            pending += chunk
+            *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
+            for line in lines:
+                if line.strip():
+                    self._on_line(line.decode("utf-8", "replace"))
+        if pending.strip():
+            self._on_line(pending.decode("utf-8", "replace"))
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def wait_output(self, timeout: float = 10.0) -> None:
+        """Wait for the reader to drain what the child wrote before it exited."""
+        self._reader.join(timeout)
+
+    def stop(self, grace: float = 10.0) -> int:
+        """Stop the whole process group: SIGINT + SIGTERM, then SIGKILL after ``grace`` seconds."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            _signal_group(self.pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None and not group_alive(self.pid):
+                break
+            time.sleep(0.1)
+        _signal_group(self.pid, signal.SIGKILL)
+        code = self._popen.wait()
+        self.wait_output(timeout=2.0)
+        return code
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_exit(code: int) -> str:
+    """``exit code 1`` or ``killed by SIGKILL`` for a Popen return code."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

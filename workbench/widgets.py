@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.backends import Backend, Job, backend_names, get_backend
 from workbench.errors import WorkbenchError
+from workbench.history import IterationHistory
 from workbench.paths import run_dir, workbench_home
 from workbench.spec import DEVICES, RL_LIBRARIES, FieldError, JobSpec, SpecError, parse_spec
 from workbench.status import JobState, JobStatus
@@ -267,7 +268,7 @@ class SubmitForm:
             self.message.value = f"<span style='color:#c00'>submission failed: {_escape(str(exc))}</span>"
             return None
         self.message.value = f"submitted job <code>{self.job.job_id}</code>"
-        self.panel = JobPanel(self.job, poll_interval=self.poll_interval)
+        self.panel = JobPanel(self.job, poll_interval=self.poll_interval, library=spec.rl_library)
         self.output.children = [self.panel.widget]
         if self.follow:
             self.panel.start()
@@ -341,10 +342,11 @@ def read_metrics(job: Job) -> pd.DataFrame | None:
 class JobPanel:
     """Live view of one job: state, progress, log tail, and training curves redrawn as it runs."""
 
-    def __init__(self, job: Job, poll_interval: float = 1.0) -> None:
+    def __init__(self, job: Job, poll_interval: float = 1.0, library: str | None = None) -> None:
         self.job = job
         self.poll_interval = poll_interval
         self.history: dict[int, dict[str, float | None]] = {}
+        self.iterations = IterationHistory(job, library or _job_library(job.job_id))
         self.lines: deque[str] = deque(maxlen=LOG_LINES)
         self.status: JobStatus | None = None
         self.redraws = 0
@@ -402,7 +404,9 @@ class JobPanel:
         status = self.job.status()
         self.status = status
         progress = status.progress
-        if progress.iteration is not None:
+        for iteration, point in self.iterations.update().items():
+            self.history[iteration] = {"reward": point.mean_reward, "episode_length": point.mean_episode_length}
+        if progress.iteration is not None and progress.iteration not in self.history:
             self.history[progress.iteration] = {"reward": progress.mean_reward, "episode_length": progress.mean_episode_length}
         if not self._threads or not self._threads[0].is_alive():
             self._read_log()
@@ -478,6 +482,15 @@ class JobPanel:
         self._plotted = key
         self.plot.value = training_curves(curves, f"job {self.job.job_id[:8]}")
         self.redraws += 1
+
+
+def _job_library(job_id: str) -> str:
+    """The RL library of a local job (from its run directory's spec), ``rsl_rl`` when unknown."""
+    path = run_dir(job_id) / "spec.json"
+    try:
+        return json.loads(path.read_text())["trainingConfig"]["rlLibrary"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "rsl_rl"
 
 
 # ------------------------------------------------------------------------------------------------------ job table

@@ -1,0 +1,20 @@
+"""The CDK app: ``python infra/app.py`` (or ``cdk synth`` from ``infra/``) synthesizes the workbench stack.
+
+Reads ``infra/config.json`` or the file named by ``$WORKBENCH_INFRA_CONFIG``; writes into ``$CDK_OUTDIR``
+(default ``infra/cdk.out``). See ``workbench_infra.synth`` for ``synth_template(config)``.
+"""
+
+import sys
+from pathlib import Path
+
+INFRA_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec for the Lambda code
+
+from workbench_infra.config import ConfigError  # noqa: E402
+from workbench_infra.synth import main  # noqa: E402
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")

@@ -1,0 +1,146 @@
+"""Validate a job and prepare its AWS Batch submission: the internal state machine's first step.
+
+Input (the state machine passes these two fields of its own input)::
+
+    {"jobId": "<job id>", "inputParameters": {<job spec document>} or its JSON text}
+
+Output (the state machine keeps it at ``$.prepared``; every value the Batch ``SubmitJob`` call needs)::
+
+    {"jobName": "workbench-<job id>", "jobQueue": "<queue ARN>", "jobDefinition": "<job definition ARN>",
+     "mode": "train" | "evaluate", "multiNode": false, "numNodes": 1, "gpusPerNode": "1",
+     "attemptDurationSeconds": 29700, "outputUri": "s3://<bucket>/outputs/<job id>",
+     "environment": {"WORKBENCH_JOB_ID": ..., "WORKBENCH_JOB_SPEC": ..., "WORKBENCH_OUTPUT_URI": ...,
+                     "WORKBENCH_CHECKPOINT_DIR": ...},
+     "notices": ["..."]}
+
+The task token never passes through here: the state machine adds ``WORKBENCH_TASK_TOKEN`` to the container
+environment itself. A bad job raises :class:`ValidationError` (the state machine's error name), whose message
+lists every problem. Settings come from the Lambda's environment (see :class:`Settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.spec import JobSpec, SpecError, parse_spec
+
+PER_JOB_ENVIRONMENT = ("WORKBENCH_JOB_ID", "WORKBENCH_JOB_SPEC", "WORKBENCH_OUTPUT_URI", "WORKBENCH_CHECKPOINT_DIR")
+TASK_TOKEN_VARIABLE = "WORKBENCH_TASK_TOKEN"
+JOB_NAME_PREFIX = "workbench-"
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
+BATCH_TIMEOUT_MARGIN_SECONDS = 900
+INPUT_PREFIX = "inputs/"
+OUTPUT_PREFIX = "outputs/"
+
+
+class ValidationError(Exception):
+    """The job cannot run: the message lists every problem (the state machine sees the error 'ValidationError')."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where jobs go: set by the stack as the Lambda's environment variables of the same names."""
+
+    bucket: str
+    job_queue: str
+    single_node_job_definition: str
+    multi_node_job_definition: str
+    checkpoint_root: str
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls(
+            bucket=os.environ["BUCKET_NAME"],
+            job_queue=os.environ["JOB_QUEUE"],
+            single_node_job_definition=os.environ["SINGLE_NODE_JOB_DEFINITION"],
+            multi_node_job_definition=os.environ["MULTI_NODE_JOB_DEFINITION"],
+            checkpoint_root=os.environ["CHECKPOINT_ROOT"],
+        )
+
+    @property
+    def readable_prefixes(self) -> tuple[str, ...]:
+        return tuple(f"s3://{self.bucket}/{prefix}" for prefix in (INPUT_PREFIX, OUTPUT_PREFIX))
+
+
+def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) -> dict[str, Any]:
+    """The Batch submission for ``event``; ``s3_client`` (boto3) checks that referenced S3 objects exist."""
+    job_id = event.get("jobId")
+    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+        raise ValidationError(f"jobId must be 1-80 letters, digits, '-' or '_', got {job_id!r}")
+    try:
+        spec = parse_spec(event.get("inputParameters") or {})
+    except SpecError as exc:
+        raise ValidationError(str(exc)) from None
+    problems = [_check_uri(field, uri, settings, s3_client) for field, uri in _referenced_uris(spec)]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ValidationError("the job's inputs are not usable on AWS:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    output_uri = f"s3://{settings.bucket}/{OUTPUT_PREFIX}{job_id}"
+    multi_node = spec.num_nodes > 1
+    notices = list(spec.notices)
+    if spec.compute.get("instanceType"):
+        notices.append(
+            "computeConfig.instanceType is not used on AWS Batch: the compute environment picks a g6, g6e or g5 "
+            "instance with enough GPUs for computeConfig.gpusPerNode"
+        )
+    return {
+        "jobName": JOB_NAME_PREFIX + job_id,
+        "jobQueue": settings.job_queue,
+        "jobDefinition": settings.multi_node_job_definition if multi_node else settings.single_node_job_definition,
+        "mode": spec.mode,
+        "multiNode": multi_node,
+        "numNodes": spec.num_nodes,
+        "gpusPerNode": str(spec.compute["gpusPerNode"]),
+        "attemptDurationSeconds": TIMEOUT_SECONDS[spec.mode] + BATCH_TIMEOUT_MARGIN_SECONDS,
+        "outputUri": output_uri,
+        "environment": {
+            "WORKBENCH_JOB_ID": job_id,
+            "WORKBENCH_JOB_SPEC": spec.to_json(indent=None),
+            "WORKBENCH_OUTPUT_URI": output_uri,
+            "WORKBENCH_CHECKPOINT_DIR": f"{settings.checkpoint_root.rstrip('/')}/{job_id}",
+        },
+        "notices": notices,
+    }
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    import boto3
+
+    prepared = prepare(event, Settings.from_environment(), boto3.client("s3"))
+    print(json.dumps({"jobId": event.get("jobId"), "jobDefinition": prepared["jobDefinition"], "notices": prepared["notices"]}))
+    return prepared
+
+
+def _referenced_uris(spec: JobSpec) -> list[tuple[str, str]]:
+    uris = [("customEnvironmentS3Uri", spec.custom_environment_uri)]
+    uris += [(f"trainingConfig.{key}", spec.training.get(key)) for key in ("policyS3Uri", "resumeFrom")]
+    return [(field, uri) for field, uri in uris if isinstance(uri, str)]
+
+
+def _check_uri(field: str, uri: str, settings: Settings, s3_client: Any) -> str | None:
+    if field == "trainingConfig.resumeFrom" and not uri.startswith(("s3://", "file://", "/", ".")):
+        return None  # a previous job's id: the runner finds its checkpoints on EFS
+    if not uri.startswith("s3://"):
+        return f"{field}: {uri!r} is a local file; upload it to S3 first (the aws backend does this for you)"
+    if not uri.startswith(settings.readable_prefixes):
+        return f"{field}: {uri} is outside the locations jobs may read ({', '.join(settings.readable_prefixes)})"
+    if s3_client is None:
+        return None
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        s3_client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return f"{field}: {uri} does not exist"
+        return f"{field}: cannot read {uri} ({code})"
+    return None

@@ -42,6 +42,8 @@ def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSett
         stop_grace=float(environ.get("WORKBENCH_STOP_GRACE", 10)),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
         assets=environ.get("WORKBENCH_ASSETS", "offline"),
+        max_concurrent=int(environ["WORKBENCH_MAX_CONCURRENT"]) if environ.get("WORKBENCH_MAX_CONCURRENT") else None,
+        slots_dir=Path(environ["WORKBENCH_SLOTS_DIR"]) if environ.get("WORKBENCH_SLOTS_DIR") else None,
         environ=environ,
     )
 

@@ -24,6 +24,7 @@ from workbench.runner.assets import asset_root_for
 from workbench.runner.channels import Channel, write_json_atomic
 from workbench.runner.process import ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
+from workbench.runner.slots import acquire_slot
 from workbench.runner.storage import Storage
 from workbench.spec import JobSpec, SpecError, parse_spec
 from workbench.status import JobState, JobStatus, Progress
@@ -50,6 +51,8 @@ class RunnerSettings:
     stop_grace: float = 10.0
     checkpoint_dir: Path | None = None
     assets: str = "offline"
+    max_concurrent: int | None = None
+    slots_dir: Path | None = None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -97,6 +100,7 @@ class JobRunner:
         self.child: ChildProcess | None = None
         self._job_log = None
         self._rollouts: int | None = None
+        self._slot: int | None = None
         self._log_lock = threading.Lock()
 
     def run(self) -> JobStatus:
@@ -105,6 +109,8 @@ class JobRunner:
         self._install_signal_handlers()
         final: JobStatus | None = None
         try:
+            if not self._wait_for_slot():
+                return self._finish(JobState.CANCELLED, self.cancel_reason or "cancelled while queued")
             self.publisher.publish(JobState.STARTING, "preparing the job", heartbeat=True)
             spec = self._parse_spec()
             final = self._run_spec(spec)
@@ -119,6 +125,15 @@ class JobRunner:
             if self.child is not None and self.child.poll() is None:
                 self.child.stop(self.settings.stop_grace)
         return final or self._finish(JobState.FAILED, "the runner stopped without a result")
+
+    def _wait_for_slot(self) -> bool:
+        """With a concurrency limit, stay SUBMITTED (queued) until a slot is free; False if cancelled meanwhile."""
+        settings = self.settings
+        if not settings.max_concurrent or settings.slots_dir is None:
+            return True
+        self.publisher.publish(JobState.SUBMITTED, f"queued: waiting for one of {settings.max_concurrent} job slots")
+        self._slot = acquire_slot(settings.slots_dir, settings.max_concurrent, lambda: self.cancel_reason is not None)
+        return self._slot is not None
 
     def _parse_spec(self) -> JobSpec:
         spec = parse_spec(self.settings.spec_text)

@@ -85,7 +85,7 @@ def resume_checkpoint(selector: str, dest_dir: Path, library: str | None = None)
     found_library, iteration = inspect_checkpoint(checkpoint)
     if library is not None and found_library is not None and found_library != library:
         raise ResumeError(
-            f"cannot resume from {selector}: its checkpoint {checkpoint.name} is a {found_library} checkpoint and "
+            f"cannot resume from {selector}: its checkpoint {checkpoint.name} was written by {found_library} and "
             f"this job trains with {library}; set rlLibrary to {found_library!r}"
         )
     if iteration is None:

@@ -38,6 +38,7 @@ def viewer_cfg(width: int, height: int) -> Any:
         window_width=width,
         window_height=height,
         visible_env_indices=[0],
+        focal_length=20.0,
         streaming_view=False,
         enable_live_plots=False,
         enable_markers=False,

@@ -1,0 +1,270 @@
+"""The ``workbench`` command: validate, run, train, evaluate and follow jobs on the local or aws backend.
+
+Exit codes: 0 success; 1 the job FAILED or was CANCELLED (``--wait``) or an operation failed; 2 invalid input
+(nothing was started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.backends import backend_names, get_backend
+from workbench.backends.base import Job
+from workbench.errors import WorkbenchError
+from workbench.spec import FieldError, JobSpec, SpecError, is_job_id, parse_spec
+from workbench.status import JobState, JobStatus
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Train and evaluate Isaac Lab policies.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check a spec file and print it normalized")
+    validate.add_argument("spec", type=Path)
+    validate.set_defaults(handler=_validate)
+
+    run = sub.add_parser("run", help="submit a spec file")
+    run.add_argument("spec", type=Path)
+    _submit_options(run)
+    run.set_defaults(handler=_run)
+
+    train = sub.add_parser("train", help="train a policy")
+    train.add_argument("--task", default="Isaac-Cartpole-Direct")
+    train.add_argument("--rl-library", default="rsl_rl")
+    train.add_argument("--num-envs", type=int, default=4096)
+    train.add_argument("--max-iterations", type=int, default=1500)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", default="auto")
+    train.add_argument("--num-nodes", type=int, default=1)
+    train.add_argument("--resume-from", help="a job id, a checkpoint path or an s3:// URI")
+    train.add_argument("--record-video", action="store_true")
+    _common_job_options(train)
+    train.set_defaults(handler=_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a trained policy")
+    evaluate.add_argument("--task", default="Isaac-Cartpole-Direct")
+    evaluate.add_argument("--rl-library", default="rsl_rl")
+    policy = evaluate.add_mutually_exclusive_group(required=True)
+    policy.add_argument("--policy", help="a checkpoint path, file:// or s3:// URI, or a job id")
+    policy.add_argument("--from-job", help="use the newest checkpoint of this training job")
+    evaluate.add_argument("--num-envs", type=int, default=100)
+    evaluate.add_argument("--num-episodes", type=int, default=50)
+    evaluate.add_argument("--steps-per-episode", type=int, default=1000)
+    evaluate.add_argument("--record-video", action="store_true")
+    evaluate.add_argument("--video-width", type=int, default=640)
+    evaluate.add_argument("--video-height", type=int, default=360)
+    evaluate.add_argument("--seed", type=int)
+    evaluate.add_argument("--device", default="auto")
+    _common_job_options(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
+
+    for name, handler, text in (
+        ("status", _status, "show a job's state and progress"),
+        ("cancel", _cancel, "cancel a job"),
+        ("outputs", _outputs, "show where a job's outputs are"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("job")
+        command.add_argument("--backend", default="local", choices=backend_names())
+        command.set_defaults(handler=handler)
+
+    logs = sub.add_parser("logs", help="print a job's log")
+    logs.add_argument("job")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--backend", default="local", choices=backend_names())
+    logs.set_defaults(handler=_logs)
+
+    listing = sub.add_parser("list", help="list jobs")
+    listing.add_argument("--backend", default="local", choices=backend_names())
+    listing.set_defaults(handler=_list)
+
+    tasks = sub.add_parser("tasks", help="list the tasks Isaac Lab knows (and a custom package's)")
+    tasks.add_argument("--custom-env", help="a custom environment package whose tasks to list too")
+    tasks.set_defaults(handler=_tasks)
+    return parser
+
+
+def _submit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="local", choices=backend_names())
+    parser.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+
+
+def _common_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--custom-env", help="custom environment package: a path, file:// or s3:// URI")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="agent/env Hydra override, e.g. agent.algorithm.learning_rate=0.0003")
+    _submit_options(parser)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    spec = parse_spec(_read(args.spec))
+    for notice in spec.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    print(spec.to_json())
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _submit(parse_spec(_read(args.spec)), args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    training = {
+        "mode": "train", "task": args.task, "rlLibrary": args.rl_library, "numEnvs": args.num_envs,
+        "maxIterations": args.max_iterations, "seed": args.seed, "device": args.device,
+        "resumeFrom": args.resume_from, "recordVideo": args.record_video, "overrides": _overrides(args.override),
+    }
+    return _submit(parse_spec(_document(training, args, {"numNodes": args.num_nodes})), args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    selector = args.from_job or args.policy
+    training: dict[str, Any] = {
+        "mode": "evaluate", "task": args.task, "rlLibrary": args.rl_library, "numEnvs": args.num_envs,
+        "numEpisodes": args.num_episodes, "stepsPerEpisode": args.steps_per_episode,
+        "recordVideo": args.record_video, "videoWidth": args.video_width, "videoHeight": args.video_height,
+        "seed": args.seed, "device": args.device, "overrides": _overrides(args.override),
+    }
+    if selector.startswith("s3://"):
+        training["policyS3Uri"] = selector
+    else:
+        training["policy"] = selector if is_job_id(selector) or "://" in selector else str(Path(selector).resolve())
+    return _submit(parse_spec(_document(training, args, {})), args)
+
+
+def _document(training: dict[str, Any], args: argparse.Namespace, compute: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = {"trainingConfig": training, "computeConfig": compute}
+    if args.custom_env:
+        document["customEnvironmentS3Uri"] = args.custom_env if "://" in args.custom_env else str(
+            Path(args.custom_env).resolve())
+    return document
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SpecError([FieldError(f"trainingConfig.overrides.{pair}", "must be KEY=VALUE")])
+        overrides[key] = _scalar(value)
+    return overrides
+
+
+def _scalar(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool)) else text
+
+
+def _submit(spec: JobSpec, args: argparse.Namespace) -> int:
+    for notice in spec.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    job = get_backend(args.backend).submit(spec)
+    print(f"submitted job {job.job_id} ({spec.mode} {spec.task} with {spec.rl_library}) on {args.backend}")
+    if not args.wait:
+        return EXIT_OK
+    status = _follow(job)
+    outputs = job.outputs()
+    if status.state is JobState.SUCCEEDED:
+        print(f"job {job.job_id} SUCCEEDED; outputs in {outputs}")
+        return EXIT_OK
+    print(f"job {job.job_id} {status.state.value}: {status.reason}", file=sys.stderr)
+    print(f"log: {outputs / 'logs' / 'job.log'}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _follow(job: Job, poll_interval: float = 1.0) -> JobStatus:
+    """Show a progress bar (iteration x/N, steps/s, reward) until the job ends."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("SUBMITTED", total=None, info="")
+        while True:
+            status = job.status()
+            progress = status.progress
+            info = []
+            if progress.steps_per_second is not None:
+                info.append(f"{progress.steps_per_second:,.0f} steps/s")
+            if progress.mean_reward is not None:
+                info.append(f"reward {progress.mean_reward:.3f}")
+            bar.update(task, description=status.state.value, total=progress.max_iterations,
+                       completed=progress.iteration or 0, info=", ".join(info))
+            if status.state.is_terminal:
+                return status
+            time.sleep(poll_interval)
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = get_backend(args.backend).job(args.job).status()
+    print(json.dumps(status.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    status = get_backend(args.backend).job(args.job).cancel()
+    print(f"job {args.job} {status.state.value}: {status.reason}")
+    return EXIT_OK
+
+
+def _outputs(args: argparse.Namespace) -> int:
+    directory = get_backend(args.backend).job(args.job).outputs()
+    print(directory)
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and "isaaclab" not in p.parts):
+        print(f"  {path.relative_to(directory)}")
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    for line in get_backend(args.backend).job(args.job).logs(follow=args.follow):
+        print(line, flush=True)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    for status in get_backend(args.backend).list_jobs():
+        print(f"{status.job_id}  {status.state.value:<9}  {status.progress.describe()}  {status.reason}")
+    return EXIT_OK
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from workbench.tasks import list_tasks
+
+    for task, libraries in list_tasks().items():
+        print(f"{task:<70} {', '.join(libraries)}")
+    return EXIT_OK
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SpecError([FieldError("$", f"cannot read {path}: {exc.strerror}")]) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

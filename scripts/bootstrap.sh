@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Set up everything the workbench needs on this machine, idempotently (a second run takes seconds):
+#   - Debian packages for headless OpenGL video (EGL/GL, Mesa) when run as root (or with sudo)
+#   - a Python 3.12 virtual environment in .venv with pinned dependencies and the workbench (editable)
+# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium and the npm tools the test suite uses)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+with_test=false
+[ "${1:-}" = "--test" ] && with_test=true
+
+say() { printf '[bootstrap] %s\n' "$*"; }
+
+find_python312() {
+  local candidate
+  for candidate in "${PYTHON312:-}" python3.12 python3 \
+      "$(command -v pyenv >/dev/null 2>&1 && pyenv root)"/versions/3.12*/bin/python3.12 \
+      "${CONDA_PREFIX:-/nonexistent}/bin/python"; do
+    [ -n "$candidate" ] || continue
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then
+      command -v "$candidate" || echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { say "please install: ${missing[*]} (needs root)"; return 0; }
+    sudo="sudo"
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if command -v apt-get >/dev/null 2>&1; then
+  apt_install libegl1 libgl1 libopengl0 libxrender1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0
+  if $with_test; then
+    apt_install chromium fonts-liberation
+  fi
+fi
+
+stamp_inputs="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+stamp=".venv/.bootstrap-$stamp_inputs"
+if [ ! -f "$stamp" ]; then
+  py="$(find_python312)" || { say "Python 3.12 not found: install it (pyenv install 3.12, or conda env create -f environment.yml) or set PYTHON312"; exit 1; }
+  say "using $py"
+  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  say "installing Isaac Lab 3.0 and the workbench into .venv (first time: a few minutes, ~8 GB)"
+  .venv/bin/python -m pip install -q -e ".[isaaclab,results,notebooks,aws,infra,test]"
+  .venv/bin/python -m ipykernel install --sys-prefix --name workbench --display-name "Isaac Lab Workbench" >/dev/null
+  rm -f .venv/.bootstrap-*
+  touch "$stamp"
+fi
+
+if $with_test; then
+  for dir in tests/browser infra; do
+    if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
+      say "installing npm packages in $dir"
+      (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    fi
+  done
+fi
+say "ready: .venv ($(.venv/bin/python --version))"

@@ -38,3 +38,19 @@ class PolicyError(RunnerError):
 
 class PackageError(RunnerError):
     """A custom environment package is unsafe, corrupt or failed to install."""
+
+
+class BudgetExceededError(WorkbenchError):
+    """The work's estimated cost is over the budget given; nothing was submitted."""
+
+    def __init__(self, estimated_usd: float, budget_usd: float, detail: str = "") -> None:
+        self.estimated_usd = estimated_usd
+        self.budget_usd = budget_usd
+        super().__init__(
+            f"refused: the estimated cost ${estimated_usd:.2f} is over the budget of ${budget_usd:.2f}"
+            + (f" ({detail})" if detail else "")
+        )
+
+
+class BackendConfigError(WorkbenchError):
+    """A backend cannot find or read its configuration (e.g. the AWS stack's outputs)."""

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--record-video", action="store_true")
     evaluate.add_argument("--video-width", type=int, default=640)
     evaluate.add_argument("--video-height", type=int, default=360)
+    evaluate.add_argument("--video-episodes", type=int, default=2, help="episodes of env 0 to record")
     evaluate.add_argument("--seed", type=int)
     evaluate.add_argument("--device", default="auto")
     _common_job_options(evaluate)
@@ -144,6 +145,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "mode": "evaluate", "task": args.task, "rlLibrary": args.rl_library, "numEnvs": args.num_envs,
         "numEpisodes": args.num_episodes, "stepsPerEpisode": args.steps_per_episode,
         "recordVideo": args.record_video, "videoWidth": args.video_width, "videoHeight": args.video_height,
+        "videoEpisodes": args.video_episodes,
         "seed": args.seed, "device": args.device, "overrides": _overrides(args.override),
     }
     if selector.startswith("s3://"):

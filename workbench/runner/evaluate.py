@@ -30,7 +30,7 @@ import gymnasium as gym
 
 from workbench.errors import PolicyError, RunnerError
 from workbench.runner.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
-from workbench.runner.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_policy
+from workbench.runner.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
 DEFAULT_SEED = 42
 AGENT_ENTRY_POINTS = {"rsl_rl": "rsl_rl_cfg_entry_point", "rl_games": "rl_games_cfg_entry_point", "skrl": "skrl_cfg_entry_point"}
@@ -86,7 +86,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the evaluation described by ``args`` and write its outputs; returns the summary."""
     args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbench-policy-") as download_dir:
-        checkpoint = resolve_policy(args.checkpoint, Path(download_dir))
+        checkpoint = resolve_selector(args.checkpoint, Path(download_dir))
         info = inspect_checkpoint(checkpoint, args.rl_library)
         print(f"policy: {checkpoint} ({info.library}, {info.obs_dim} observations, {info.action_dim} actions)", flush=True)
         return _run(args, info)
@@ -134,8 +134,10 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
 
 def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     import isaaclab_tasks  # noqa: F401  (registers the tasks)
+    from isaaclab.cli import load_external_tasks
     from isaaclab_tasks.utils import resolve_task_config
 
+    load_external_tasks()  # a custom package's tasks (isaaclab.tasks entry points on the job's PYTHONPATH)
     entry_point = AGENT_ENTRY_POINTS[args.rl_library]
     try:
         return resolve_task_config(args.task, entry_point, play_mode=True, overrides=list(args.override))

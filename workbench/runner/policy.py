@@ -19,7 +19,7 @@ from typing import Any
 from workbench.errors import PolicyError, RunnerError
 from workbench.paths import run_dir
 from workbench.runner.storage import fetch_input
-from workbench.spec import is_job_id
+from workbench.spec import JobSpec, is_job_id
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 LIBRARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -43,7 +43,21 @@ class CheckpointInfo:
     action_dim: int | None
 
 
-def resolve_policy(selector: str, dest_dir: Path) -> Path:
+def resolve_policy(spec: JobSpec, dest_dir: Path) -> Path:
+    """The checkpoint an evaluation spec names (``policy`` or ``policyS3Uri``), found and checked for its library.
+
+    Runs in the runner before the evaluation starts, so a missing, corrupt or wrong-library policy fails the job
+    at once with :class:`PolicyError`.
+    """
+    selector = spec.training.get("policy") or spec.training.get("policyS3Uri")
+    if not selector:
+        raise PolicyError("the evaluation names no policy; set 'policy' (a path or job id) or 'policyS3Uri'")
+    path = resolve_selector(str(selector), dest_dir)
+    inspect_checkpoint(path, spec.rl_library)
+    return path
+
+
+def resolve_selector(selector: str, dest_dir: Path) -> Path:
     """The local checkpoint file a selector names; s3:// inputs are downloaded to ``dest_dir``.
 
     Raises :class:`PolicyError` when nothing usable is found.

@@ -10,11 +10,13 @@ from pathlib import Path
 INFRA_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec for the Lambda code
 
-from workbench_infra.config import ConfigError  # noqa: E402
-from workbench_infra.synth import main  # noqa: E402
+from workbench_infra.config import ConfigError, load_config  # noqa: E402  (stdlib only: fails fast)
 
 if __name__ == "__main__":
     try:
-        main()
+        config = load_config()
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
+    from workbench_infra.synth import main
+
+    main(config)

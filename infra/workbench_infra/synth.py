@@ -79,11 +79,9 @@ def _render(value: Any, refs: dict[str, str]) -> str:
     raise ValueError(f"cannot render {value!r} in the state machine definition")
 
 
-def main() -> None:
+def main(config: PipelineConfig) -> None:
     """``python infra/app.py``: synthesize into ``$CDK_OUTDIR`` (the CDK CLI sets it) or ``infra/cdk.out``."""
-    from workbench_infra.config import load_config
-
     outdir = os.environ.get("CDK_OUTDIR") or DEFAULT_OUTDIR
-    app, _ = build_app(load_config(), outdir)
+    app, _ = build_app(config, outdir)
     app.synth()
     print(f"synthesized into {Path(outdir)}")

@@ -1,0 +1,108 @@
+"""Infra test fixtures: the CDK app is synthesized once per session per configuration (synthesis is slow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+if str(INFRA) not in sys.path:
+    sys.path.insert(0, str(INFRA))
+
+IMPORT_FUNCTION = "vamsImportGlobalPipelineWorkflow"
+ENABLED: dict[str, Any] = {
+    "stackName": "WorkbenchTest",
+    "app": {
+        "pipelines": {
+            "useIsaacLabTraining": {
+                "enabled": True,
+                "acceptNvidiaEula": True,
+                "vamsImportFunctionName": IMPORT_FUNCTION,
+            }
+        }
+    },
+}
+VARIANT: dict[str, Any] = {
+    "stackName": "WorkbenchVariant",
+    "app": {
+        "pipelines": {
+            "useIsaacLabTraining": {
+                "enabled": True,
+                "acceptNvidiaEula": True,
+                "autoRegisterWithVAMS": False,
+                "keepWarmInstance": True,
+                "imageFlavour": "ngc",
+                "existingBucketName": "my-existing-bucket",
+                "existingVpc": {
+                    "vpcId": "vpc-0123456789abcdef0",
+                    "availabilityZones": ["us-west-2a", "us-west-2b"],
+                    "privateSubnetIds": ["subnet-0000000000000000a", "subnet-0000000000000000b"],
+                    "isolatedSubnetIds": ["subnet-0000000000000000c", "subnet-0000000000000000d"],
+                },
+            }
+        }
+    },
+}
+DISABLED: dict[str, Any] = {"stackName": "WorkbenchDisabled", "app": {"pipelines": {"useIsaacLabTraining": {}}}}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    stack: Any
+    template: dict[str, Any]
+    outdir: Path
+
+    def docker_image_asset(self) -> dict[str, Any]:
+        """The one Docker image in the assembly's asset manifest (its ``source``: file, build args)."""
+        manifest = json.loads((self.outdir / f"{self.stack.stack_name}.assets.json").read_text())
+        (image,) = manifest["dockerImages"].values()
+        return image["source"]
+
+
+def _synth(document: dict[str, Any], outdir: Path) -> Synthesized:
+    from workbench_infra.config import parse_config
+    from workbench_infra.synth import synth
+
+    stack, template = synth(parse_config(document), outdir)
+    return Synthesized(stack, template, outdir)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default pipeline (new VPC and bucket, VAMS registration, no warm instance, kit-less image)."""
+    return _synth(ENABLED, tmp_path_factory.mktemp("cdk-enabled"))
+
+
+@pytest.fixture(scope="session")
+def template(synthesized: Synthesized) -> dict[str, Any]:
+    return synthesized.template
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Warm instance, existing VPC and bucket, NGC image, no VAMS registration."""
+    return _synth(VARIANT, tmp_path_factory.mktemp("cdk-variant"))
+
+
+@pytest.fixture(scope="session")
+def variant_template(variant: Synthesized) -> dict[str, Any]:
+    return variant.template
+
+
+@pytest.fixture(scope="session")
+def disabled_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _synth(DISABLED, tmp_path_factory.mktemp("cdk-disabled")).template
+
+
+@pytest.fixture(scope="session")
+def definition(template: dict[str, Any]) -> dict[str, Any]:
+    """The internal state machine's ASL (references left as placeholders)."""
+    from workbench_infra.synth import state_machine_definition
+
+    return state_machine_definition(template)

@@ -261,7 +261,7 @@ def _check_overrides(overrides: Any, errors: list[FieldError]) -> None:
         return
     for key, value in overrides.items():
         if not isinstance(key, str) or not OVERRIDE_KEY_PATTERN.match(key):
-            errors.append(FieldError(f"{path}.{key}", "key must look like 'agent.algorithm.learning_rate' or 'env.x'"))
+            errors.append(FieldError(_field_path(path + ".", key), "key must look like 'agent.algorithm.learning_rate' or 'env.x'"))
         elif not isinstance(value, (str, int, float, bool)) or (isinstance(value, float) and not math.isfinite(value)):
             errors.append(FieldError(f"{path}.{key}", f"must be a string, number or boolean, got {_type_name(value)}"))
         elif isinstance(value, str) and (not value or any(c in value for c in " \n'\"")):
@@ -326,7 +326,13 @@ def _reject_unknown(section: Mapping[str, Any], allowed: Iterable[str], prefix: 
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(allowed)}"
-            errors.append(FieldError(f"{prefix}{key}", f"unknown field{hint}"))
+            errors.append(FieldError(_field_path(prefix, key), f"unknown field{hint}"))
+
+
+def _field_path(prefix: str, key: object) -> str:
+    """``prefix.key``, with keys that are not plain names quoted (so the path is never empty or ambiguous)."""
+    name = key if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key) else json.dumps(key)
+    return f"{prefix}{name}"
 
 
 def _paths(errors: list[FieldError]) -> set[str]:

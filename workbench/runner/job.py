@@ -22,10 +22,12 @@ from workbench.errors import RunnerError
 from workbench.runner import commands, outputs
 from workbench.runner.assets import asset_root_for
 from workbench.runner.channels import Channel, write_json_atomic
+from workbench.runner.custom_env import CustomEnvironment, install_custom_environment
 from workbench.runner.process import ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
+from workbench.runner.resume import ResumePoint, merge_metrics, resume_arguments, resume_checkpoint
 from workbench.runner.slots import acquire_slot
-from workbench.runner.storage import Storage
+from workbench.runner.storage import Storage, fetch_input
 from workbench.spec import JobSpec, SpecError, parse_spec
 from workbench.status import JobState, JobStatus, Progress
 from workbench.tasks import probe_task
@@ -100,6 +102,7 @@ class JobRunner:
         self.child: ChildProcess | None = None
         self._job_log = None
         self._rollouts: int | None = None
+        self._resume: ResumePoint | None = None
         self._slot: int | None = None
         self._log_lock = threading.Lock()
 
@@ -147,13 +150,21 @@ class JobRunner:
         device = commands.resolve_device(spec.training["device"])
         env_extra = self._environment(spec)
         pythonpath: list[str] = []
+        custom = self._custom_environment(spec)
+        if custom is not None:
+            pythonpath.append(str(custom.site_dir))
         child_dir = self.work_dir / CHILD_DIR
         child_dir.mkdir(exist_ok=True)
         if spec.mode == "train":
             agent_cfg = self._agent_config(spec, pythonpath)
             self._rollouts = (agent_cfg or {}).get("agent", {}).get("rollouts") if spec.rl_library == "skrl" else None
             run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
-            command = commands.isaaclab_command("train", commands.train_arguments(spec, device, run_timestamp, agent_cfg))
+            arguments = commands.train_arguments(spec, device, run_timestamp, agent_cfg)
+            if spec.training["resumeFrom"]:
+                self._resume = resume_checkpoint(spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library)
+                arguments += resume_arguments(spec.rl_library, self._resume, spec.training["maxIterations"])
+                self._say(f"resuming from {self._resume.source}: iteration {self._resume.iteration} of that training")
+            command = commands.isaaclab_command("train", arguments)
         else:
             checkpoint = self._policy_checkpoint(spec)
             command = commands.evaluate_command(commands.evaluate_arguments(spec, device, checkpoint, self.work_dir))
@@ -177,6 +188,16 @@ class JobRunner:
         else:
             env.update(asset_root_for(spec.task, Path(assets), mode="custom"))
         return env
+
+    def _custom_environment(self, spec: JobSpec) -> CustomEnvironment | None:
+        """Install the spec's custom package for this job only and check that it registers the task."""
+        if spec.custom_environment_uri is None:
+            return None
+        package = fetch_input(spec.custom_environment_uri, self.work_dir / "inputs")
+        custom = install_custom_environment(package, self.work_dir)
+        custom.require_task(spec.task, spec.rl_library)
+        self._say(f"custom environment {package.name} installed; it registers {', '.join(custom.task_ids)}")
+        return custom
 
     def _agent_config(self, spec: JobSpec, pythonpath: list[str]) -> dict | None:
         """The task's YAML agent config where the command depends on it (rl_games batch, skrl rollouts)."""
@@ -257,10 +278,13 @@ class JobRunner:
                 raise RunnerError("training finished but Isaac Lab wrote no run directory")
             return
         checkpoints = self.work_dir / "checkpoints"
-        copied = outputs.sync_checkpoints(run_dir, spec.rl_library, checkpoints)
+        offset = self._resume.iteration_offset if self._resume is not None else 0
+        copied = outputs.sync_checkpoints(run_dir, spec.rl_library, checkpoints, offset)
         if self.settings.checkpoint_dir is not None and copied:
-            outputs.sync_checkpoints(run_dir, spec.rl_library, self.settings.checkpoint_dir)
+            outputs.sync_checkpoints(run_dir, spec.rl_library, self.settings.checkpoint_dir, offset)
         rows = outputs.export_metrics(run_dir, spec.rl_library, self.work_dir / "metrics.csv")
+        if self._resume is not None:
+            merge_metrics(self._resume, self.work_dir / "metrics.csv", outputs.steps_per_iteration(run_dir, spec.rl_library))
         self.publisher.update_progress(outputs.latest_progress(rows))
         if final:
             outputs.export_git_diffs(run_dir, self.work_dir)

@@ -126,11 +126,15 @@ def newest_checkpoint(checkpoints_dir: Path) -> Path | None:
     return max(numbered)[1] if numbered else None
 
 
-def sync_checkpoints(run_dir: Path, library: str, dest: Path) -> list[Path]:
-    """Copy checkpoints that are new or changed into ``dest`` under their normalized names; returns the copies."""
+def sync_checkpoints(run_dir: Path, library: str, dest: Path, iteration_offset: int = 0) -> list[Path]:
+    """Copy checkpoints that are new or changed into ``dest`` under their normalized names; returns the copies.
+
+    ``iteration_offset`` is added to the iteration numbers (a resumed skrl run counts from 0 again)."""
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for checkpoint in library_checkpoints(run_dir, library):
+        if checkpoint.iteration is not None and iteration_offset:
+            checkpoint = Checkpoint(checkpoint.source, checkpoint.iteration + iteration_offset)
         target = dest / checkpoint.target_name
         source_stat = checkpoint.source.stat()
         if target.exists() and target.stat().st_mtime >= source_stat.st_mtime and target.stat().st_size == source_stat.st_size:

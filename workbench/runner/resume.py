@@ -14,13 +14,14 @@ rsl-rl-lib 5.5.1, rl_games 1.6.5, skrl 2.1.1), and what the workbench adds:
   passes ``--max_iterations <checkpoint epoch + maxIterations>``.
 - **skrl**: ``--checkpoint`` makes ``agent.load`` restore the models, optimizer and preprocessors, but the trainer
   always counts timesteps from 0 (skrl 2.1.1 has no initial timestep) and the checkpoint does not store one. The
-  workbench does not patch skrl: it offsets instead, when it exports, the resumed run's TensorBoard steps by
-  ``point.iteration * rollouts`` timesteps and its checkpoint numbers by ``point.iteration`` iterations
-  (:func:`iteration_offset`, :func:`step_offset`), so metrics.csv and ``checkpoints/model_<n>.pt`` count up.
+  workbench does not patch skrl; when it exports the resumed run it adds ``point.iteration`` to its checkpoint
+  numbers and iteration column, and ``point.iteration * rollouts`` to its TensorBoard steps
+  (:attr:`ResumePoint.iteration_offset`), so metrics.csv and ``checkpoints/model_<n>.pt`` count up. The event files
+  in the run's own log directory keep skrl's numbering.
 
 The new job's metrics.csv covers the whole history: :func:`merge_metrics` keeps the previous job's rows before the
-first resumed step and appends the new rows. A job killed mid-run (no exported layout) is resumed from the newest
-checkpoint its library wrote under the run directory.
+first resumed iteration and appends the new rows. A job killed mid-run is resumed from the newest checkpoint it
+exported (the runner exports while training), or else the newest one its library wrote under its run directory.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class ResumePoint:
     library: str | None
     previous_metrics_csv: Path | None = None
     source: str = ""
+
+    @property
+    def iteration_offset(self) -> int:
+        """What to add to the resumed run's own iteration numbers: skrl counts from 0 again, the others go on."""
+        return self.iteration if self.library == "skrl" else 0
 
 
 def resume_checkpoint(selector: str, dest_dir: Path, library: str | None = None) -> ResumePoint:
@@ -115,54 +121,31 @@ def resume_arguments(library: str, point: ResumePoint, max_iterations: int) -> l
     return ["--checkpoint", str(point.path), "--max_iterations", str(total)]
 
 
-def iteration_offset(library: str, point: ResumePoint | None) -> int:
-    """What to add to the resumed run's own checkpoint iteration numbers (skrl restarts from 0; others continue)."""
-    return point.iteration if point is not None and library == "skrl" else 0
+def merge_metrics(point: ResumePoint, metrics_csv: Path, steps_per_iteration: int = 1) -> Path:
+    """Rewrite ``metrics_csv`` (the resumed run's own rows, as exported) as the whole training history.
 
-
-def step_offset(library: str, point: ResumePoint | None, rollouts: int | None = None) -> int:
-    """What to add to the resumed run's TensorBoard steps: skrl logs timesteps from 0 again, so
-    ``point.iteration * rollouts`` (the ``agent.rollouts`` of the run); rsl_rl and rl_games continue by themselves."""
-    if point is None or library != "skrl":
-        return 0
-    if not rollouts:
-        raise ResumeError("the skrl step offset needs the run's agent.rollouts")
-    return point.iteration * rollouts
-
-
-def merge_metrics(
-    previous_csv: Path | None,
-    current_csv: Path,
-    out_csv: Path,
-    *,
-    resume_iteration: int,
-    iteration_offset: int = 0,
-    step_offset: int = 0,
-) -> Path:
-    """Write ``out_csv``: the previous job's rows before the resume point, then the resumed run's rows.
-
-    The resumed run's ``step`` and ``iteration`` columns are shifted by the offsets first (skrl). The resume point is
-    the resumed run's first iteration (``resume_iteration`` while it has logged nothing): the previous job's rows
-    from there on are dropped, as training went on from the checkpoint (a killed job logs past its last one).
-    Columns are the union of both files in their order.
+    The resumed run's ``step`` and ``iteration`` columns are shifted by :attr:`ResumePoint.iteration_offset`
+    iterations (skrl). The previous job's rows before the resumed run's first iteration (``point.iteration`` while
+    it has logged nothing) come first; its rows from there on are dropped, as training went on from the checkpoint
+    (a killed job logs past its last one). Columns are the union of both files in their order.
     """
-    new_header, new_rows = _read_csv(current_csv) if current_csv.exists() else ([], [])
+    new_header, new_rows = _read_csv(metrics_csv) if metrics_csv.exists() else ([], [])
+    offset = point.iteration_offset
     for row in new_rows:
-        row["step"] = _shift(row["step"], step_offset)
+        row["step"] = _shift(row["step"], offset * steps_per_iteration)
         if row.get("iteration"):
-            row["iteration"] = _shift(row["iteration"], iteration_offset)
-    old_header, old_rows = _read_csv(previous_csv) if previous_csv is not None and previous_csv.exists() else ([], [])
-    cut = min((_position(row) for row in new_rows), default=resume_iteration)
+            row["iteration"] = _shift(row["iteration"], offset)
+    previous = point.previous_metrics_csv
+    old_header, old_rows = _read_csv(previous) if previous is not None and previous.exists() else ([], [])
+    cut = min((_position(row) for row in new_rows), default=point.iteration)
     kept = [row for row in old_rows if _position(row) < cut]
-    header = _union(old_header, new_header)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(f".{out_csv.name}.tmp")
+    tmp = metrics_csv.with_name(f".{metrics_csv.name}.merge")
     with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, restval="", lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=_union(old_header, new_header), restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(kept + new_rows)
-    tmp.replace(out_csv)
-    return out_csv
+    tmp.replace(metrics_csv)
+    return metrics_csv
 
 
 def inspect_checkpoint(path: Path) -> tuple[str | None, int | None]:

@@ -258,6 +258,11 @@ def _tasks(args: argparse.Namespace) -> int:
 
     for task, libraries in list_tasks().items():
         print(f"{task:<70} {', '.join(libraries)}")
+    if args.custom_env:
+        from workbench.runner.custom_env import list_package_tasks
+
+        for custom in list_package_tasks(args.custom_env):
+            print(f"{custom.task_id:<70} {', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
     return EXIT_OK
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from workbench.errors import PackageError
 from workbench.runner.safe_extract import Limits, archive_kind, check_archive, extract_archive
+from workbench.runner.storage import fetch_input
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,10 @@ def install_custom_environment(
     return environment
 
 
-def list_package_tasks(package_path: Path, *, python: str | None = None) -> tuple[CustomTask, ...]:
-    """The tasks a package registers, installed into a throw-away directory (for listing, not for running)."""
+def list_package_tasks(package: str | Path, *, python: str | None = None) -> tuple[CustomTask, ...]:
+    """The tasks a package (path, ``file://`` or ``s3://`` URI) registers, installed into a throw-away directory."""
     with tempfile.TemporaryDirectory(prefix="workbench-custom-env-") as scratch:
+        package_path = fetch_input(str(package), Path(scratch) / "inputs")
         return install_custom_environment(package_path, Path(scratch), python=python).tasks
 
 

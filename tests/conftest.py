@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import TRAIN_ITERATIONS, job_id_from, run_cli
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,22 +20,6 @@ def workbench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (cache / "warp").mkdir(parents=True, exist_ok=True)
     (home / "cache" / "warp").symlink_to(cache / "warp", target_is_directory=True)
     return home
-
-
-TRAIN_ITERATIONS = {"rsl_rl": 3, "rl_games": 3, "skrl": 3}
-"""Iterations of the shared tiny trainings (16 envs): enough for checkpoints, metrics rows and a reward value."""
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the real ``workbench`` command in a subprocess (the way users and scripts call it)."""
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ))
-
-
-def job_id_from(output: str) -> str:
-    match = re.search(r"submitted job ([0-9a-f-]{36})", output)
-    assert match, f"no job id in CLI output:\n{output}"
-    return match.group(1)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pipeline import STACK, Pipeline, deploy, synthesized
+
+from workbench.backends.aws import AwsBackend
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -34,8 +37,7 @@ AWS_ENV = {
 
 def antlr_path() -> Path:
     """A private antlr4 runtime 4.13 for the moto process (installed once into the test cache)."""
-    cache = Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
-    target = Path(os.environ.get("WORKBENCH_MOTO_ANTLR", cache / f"moto-antlr4-{ANTLR_VERSION}"))
+    target = Path(os.environ.get("WORKBENCH_MOTO_ANTLR", test_cache() / f"moto-antlr4-{ANTLR_VERSION}"))
     if not (target / "antlr4" / "__init__.py").exists():
         done = subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
@@ -100,6 +102,38 @@ def moto_server(harness_root: Path, workbench_home: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline(moto_server: str, harness_root: Path) -> Pipeline:
+    """The synthesized stack's essentials, created in moto (see ``pipeline.py``)."""
+    template, cdk_out = synthesized(test_cache())
+    deployed = deploy(template, cdk_out, REGION)
+    _share_warp_cache(harness_root, template)
+    return deployed
+
+
+@pytest.fixture(scope="session")
+def backend(pipeline: Pipeline, harness_root: Path) -> AwsBackend:
+    """The aws backend configured from the harness stack's outputs (``describe_stacks``), as a user's would be."""
+    return AwsBackend(stack_name=STACK, cache_dir=harness_root / "downloads")
+
+
+def test_cache() -> Path:
+    return Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
+
+
+def _share_warp_cache(harness_root: Path, template: dict) -> None:
+    """Point the EFS volume's warp kernel cache at the test sessions' cache (the first job would compile ~20 s)."""
+    definitions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Batch::JobDefinition"]
+    container = definitions[0]["Properties"]["ContainerProperties"]
+    home = next(e["Value"] for e in container["Environment"] if e["Name"] == "WORKBENCH_HOME")
+    (mount,) = container["MountPoints"]
+    local_home = harness_root / "volumes" / mount["SourceVolume"] / Path(home).relative_to(mount["ContainerPath"])
+    (local_home / "cache").mkdir(parents=True, exist_ok=True)
+    (test_cache() / "warp").mkdir(parents=True, exist_ok=True)
+    if not (local_home / "cache" / "warp").exists():
+        (local_home / "cache" / "warp").symlink_to(test_cache() / "warp", target_is_directory=True)
 
 
 def _wait_for(endpoint: str, process: subprocess.Popen, log: Path) -> None:

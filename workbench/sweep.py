@@ -28,6 +28,8 @@ Example::
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import itertools
 import json
 import logging
@@ -43,7 +45,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from workbench.backends import Backend, Job, get_backend
+from workbench.backends import _BACKENDS, Backend, Job, get_backend
 from workbench.errors import WorkbenchError
 from workbench.history import IterationHistory
 from workbench.paths import workbench_home
@@ -336,7 +338,12 @@ class Journal:
 
 @dataclass
 class Sweep:
-    """A named, resumable sweep. ``run()`` drives it to the end of its budget and returns the results."""
+    """A named, resumable sweep. ``run()`` drives it to the end of its budget and returns the results.
+
+    At most ``concurrency`` trials run at once (default per backend: :data:`DEFAULT_CONCURRENCY`), or one per
+    packing slot. A backend that limits its own parallel jobs (the local backend's ``max_concurrent``) is built
+    with room for every slot unless ``backend_options`` says otherwise.
+    """
 
     name: str
     base: Mapping[str, Any]
@@ -347,6 +354,7 @@ class Sweep:
     budget: Budget = field(default_factory=Budget)
     pruner: str = "none"
     backend_name: str = "local"
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
     concurrency: int | None = None
     packing: Packing | None = None
     run_as: str = "backend"
@@ -391,7 +399,11 @@ class Sweep:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = get_backend(self.backend_name)
+            options = dict(self.backend_options)
+            backend_class = _backend_class(self.backend_name)
+            if "max_concurrent" in inspect.signature(backend_class).parameters:
+                options.setdefault("max_concurrent", len(self.slots))
+            self._backend = get_backend(self.backend_name, **options)
         return self._backend
 
     @property
@@ -422,7 +434,7 @@ class Sweep:
 
     def run(self) -> pd.DataFrame:
         """Run (or continue) the sweep until its budget is spent; returns :meth:`results`."""
-        self._save_config()
+        self.save()
         study = self.study()
         journal = Journal(self.dir / "journal.json")
         runner = self._runner()
@@ -557,13 +569,15 @@ class Sweep:
             document.setdefault("trainingConfig", {})["device"] = slot.split(":", 1)[0]
         return parse_spec(document)
 
-    def _save_config(self) -> None:
+    def save(self) -> None:
+        """Write ``sweep.json`` so ``Sweep.open`` / ``python -m workbench.sweep`` can continue the sweep."""
         if not isinstance(self.objective, str):
             return
         doc = {
             "name": self.name, "base": self.base, "space": _space_to_json(self.space), "strategy": self.strategy,
             "objective": self.objective, "direction": self.direction, "budget": asdict(self.budget),
-            "pruner": self.pruner, "backend_name": self.backend_name, "concurrency": self.concurrency,
+            "pruner": self.pruner, "backend_name": self.backend_name, "backend_options": dict(self.backend_options),
+            "concurrency": self.concurrency,
             "packing": asdict(self.packing) if self.packing else None, "run_as": self.run_as,
             "notebook": self.notebook, "seed": self.seed, "poll_interval": self.poll_interval,
         }
@@ -697,6 +711,13 @@ class Sweep:
         return ""
 
 
+def _backend_class(name: str) -> type:
+    if name not in _BACKENDS:
+        raise SweepError(f"unknown backend {name!r}")
+    module, cls = _BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 _METRIC_COLUMNS = {"mean_reward": "reward", "mean_episode_length": "episode_length", "steps_per_second": "Perf/total_fps"}
 
 
@@ -712,3 +733,25 @@ def _last_metric(job: Job, column: str) -> float | None:
     if column not in frame or frame[column].dropna().empty:
         return None
     return float(frame[column].dropna().iloc[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m workbench.sweep NAME [--root DIR]``: run or continue a saved sweep and print its results."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run or continue a saved sweep.")
+    parser.add_argument("name")
+    parser.add_argument("--root", type=Path, help="the sweep directory (default $WORKBENCH_HOME/sweeps/NAME)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        frame = Sweep.open(args.name, root=args.root).run()
+    except WorkbenchError as exc:
+        print(f"sweep {args.name}: {exc}", file=sys.stderr)
+        return 1
+    print(frame.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -104,7 +104,8 @@ class SubmitForm:
               "numNodes", "backend", "customEnvironment", "policy")
 
     def __init__(self, mode: str = "train", backend: str = "local", task: str = "Isaac-Cartpole-Direct",
-                 num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2, device: str = "cpu",
+                 rl_library: str = "rsl_rl", num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2,
+                 device: str = "cpu",
                  follow: bool = True, poll_interval: float = 1.0,
                  catalogue: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.mode = mode
@@ -119,7 +120,9 @@ class SubmitForm:
 
         self.task = w.Combobox(value=task, options=sorted(self.catalogue), ensure_option=False,
                                placeholder="Isaac Lab task id", layout=w.Layout(width="340px"))
-        self.rl_library = w.Dropdown(options=self._libraries(task), layout=w.Layout(width="160px"))
+        libraries = self._libraries(task)
+        self.rl_library = w.Dropdown(options=libraries, value=rl_library if rl_library in libraries else libraries[0],
+                                     layout=w.Layout(width="160px"))
         self.num_envs = w.IntText(value=num_envs, layout=w.Layout(width="120px"))
         self.max_iterations = w.IntText(value=max_iterations, layout=w.Layout(width="120px"))
         self.num_episodes = w.IntText(value=num_episodes, layout=w.Layout(width="120px"))
@@ -179,7 +182,8 @@ class SubmitForm:
         if list(self.rl_library.options) != libraries:
             current = self.rl_library.value
             self.rl_library.options = libraries
-            self.rl_library.value = current if current in libraries else libraries[0]
+            preferred = [lib for lib in (current, "rsl_rl") if lib in libraries]
+            self.rl_library.value = preferred[0] if preferred else libraries[0]
 
     def _changed(self, _change: Mapping[str, Any]) -> None:
         self.validate()

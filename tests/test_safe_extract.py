@@ -213,3 +213,15 @@ def test_unsupported_format(job: tuple[Path, Path], tmp_path: Path) -> None:
     archive.write_bytes(b"Rar!")
     with pytest.raises(PackageError, match="unsupported package format"):
         extract_archive(archive, job_dir / "src")
+
+
+def test_root_directory_members_are_allowed(job: tuple[Path, Path], tmp_path: Path) -> None:
+    """Archives made with ``tar -C dir .`` (or shutil.make_archive) list the root as ``.`` or ``./``."""
+    job_dir, _ = job
+    root = tarfile.TarInfo(".")
+    root.type = tarfile.DIRTYPE
+    archive = _tar(tmp_path / "archive.tar.gz", [(root, None), (_file("./pkg/mod.py"), b"x = 1\n")])
+    assert (extract_archive(archive, job_dir / "src") / "pkg" / "mod.py").read_text() == "x = 1\n"
+    empty = _tar(tmp_path / "empty.tar.gz", [(_file("."), b"pwned")])
+    with pytest.raises(PackageError, match="empty path"):
+        extract_archive(empty, job_dir / "src2")

@@ -179,6 +179,10 @@ class _TarReader:
         name = member.name
         budget.member(name)
         relative = _member_path(self.archive, name)
+        if not relative.parts and member.isdir():
+            return  # "." or "./": the destination itself
+        if not relative.parts:
+            raise PackageError(f"unsafe member {name!r} in {self.archive.name}: empty path")
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
             raise PackageError(f"unsafe member {name!r} in {self.archive.name}: device, fifo or special file")
         if member.issym() or member.islnk():
@@ -217,6 +221,10 @@ class _ZipReader:
     def _member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path | None, written: _Budget) -> None:
         name = info.filename
         relative = _member_path(self.archive, name)
+        if not relative.parts and info.is_dir():
+            return  # "./": the destination itself
+        if not relative.parts:
+            raise PackageError(f"unsafe member {name!r} in {self.archive.name}: empty path")
         mode = info.external_attr >> 16
         kind = stat.S_IFMT(mode)
         if kind and kind not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):

@@ -21,9 +21,7 @@ ends in the Fail state "Job failed" with that error and cause.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -40,29 +38,17 @@ from constructs import Construct
 
 from workbench_infra.compute import RETENTION, Compute
 from workbench_infra.config import PipelineConfig
+from workbench_infra.lambda_modules import LAMBDAS_DIR, load_lambda_module
 from workbench_infra.storage import CHECKPOINT_ROOT, INPUT_PREFIX, OUTPUT_PREFIX, Storage
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = INFRA_DIR.parent
-LAMBDAS_DIR = INFRA_DIR / "lambdas"
 SPEC_MODULES = ("spec.py", "task_catalogue.py")
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HEARTBEAT_SECONDS = 1800
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
 EXECUTION_TIMEOUT = Duration.hours(9)
 _STAGING: list[tempfile.TemporaryDirectory] = []
-
-
-def load_lambda_module(name: str) -> ModuleType:
-    """Import ``infra/lambdas/<name>/handler.py`` (as ``workbench_lambda_<name>``) for its constants and tests."""
-    module_name = f"workbench_lambda_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, LAMBDAS_DIR / name / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def lambda_code(name: str, with_spec: bool = False) -> lambda_.Code:

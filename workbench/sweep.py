@@ -37,6 +37,7 @@ import math
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -530,13 +531,17 @@ class Sweep:
         """Parameters of each completed trial against the objective (optuna's matplotlib plot)."""
         from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-        return plot_parallel_coordinate(self.study(), target_name=self._objective_label())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return plot_parallel_coordinate(self.study(), target_name=self._objective_label())
 
     def plot_importance(self) -> Any:
         """fANOVA parameter importance (needs a few completed trials with varied parameters)."""
         from optuna.visualization.matplotlib import plot_param_importances
 
-        return plot_param_importances(self.study(), target_name=self._objective_label())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return plot_param_importances(self.study(), target_name=self._objective_label())
 
     # -- internals -------------------------------------------------------------------------------------------
 

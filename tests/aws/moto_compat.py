@@ -3,11 +3,14 @@
 1. Step Functions service tasks (``aws-sdk:batch:*`` and ``batch:*``) hand the state's PascalCase parameters
    (``JobName``, ``ContainerOverrides.Environment[].Name``) straight to botocore, which wants the API's member
    names: AWS converts them, moto does not (``States.Runtime``, cause ``'JobName'``). We convert them with
-   moto's own converter (``_to_boto_request``) against botocore's service model, as AWS does.
-2. Lambda without Docker: moto runs functions only in Docker containers. A Python function's zip is unpacked
+   moto's own converters (``_to_boto_request``, and ``_from_boto_response`` for the result, which AWS returns
+   PascalCased: ``$.JobSummaryList``) against botocore's service model, as AWS does.
+2. StopExecution: moto marks a stopped execution ABORTED only when its current task returns, so one waiting for
+   a task token stays RUNNING (and a later SendTaskFailure turns it FAILED). AWS aborts it at once; so do we.
+3. Lambda without Docker: moto runs functions only in Docker containers. A Python function's zip is unpacked
    and its handler called in a local Python subprocess with the function's environment (our handlers are
    plain Python; the runtime container is the only thing not emulated).
-3. Batch without Docker: moto runs jobs only in Docker containers. A job's container runs here as a local
+4. Batch without Docker: moto runs jobs only in Docker containers. A job's container runs here as a local
    process (``python -m workbench.runner``, the image's entrypoint) with the job definition's and the
    submission's environment, the job definition's volumes mapped to local directories, its output shipped line
    by line to CloudWatch Logs as the ``awslogs`` driver does, and Batch's states SUBMITTED -> PENDING ->
@@ -60,6 +63,7 @@ def install() -> None:
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(f"tests/aws/moto_compat.py is written for moto {MOTO_VERSION}, found {moto.__version__}")
     _install_parameter_conversion()
+    _install_stop_execution()
     _install_lambda_runner()
     _install_batch_runner()
 
@@ -78,18 +82,49 @@ def _install_parameter_conversion() -> None:
 
     models: dict[str, Any] = {}
 
-    def normalise(self: Any, parameters: dict, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+    def operation(self: Any, boto_service_name: str | None, service_action_name: str | None) -> Any:
         service = self._get_boto_service_name(boto_service_name)
         action = self._get_boto_service_action(service_action_name)
         if service not in models:
             models[service] = botocore.session.get_session().get_service_model(service)
         model = models[service]
-        operation = next((name for name in model.operation_names if xform_name(name) == action), None)
-        if operation is not None:
-            self._to_boto_request(parameters, model.operation_model(operation).input_shape)
+        name = next((n for n in model.operation_names if xform_name(n) == action), None)
+        return model.operation_model(name) if name else None
 
-    state_task_service_aws_sdk.StateTaskServiceAwsSdk._normalise_parameters = normalise
-    state_task_service_batch.StateTaskServiceBatch._normalise_parameters = normalise
+    def normalise(self: Any, parameters: dict, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+        found = operation(self, boto_service_name, service_action_name)
+        if found is not None:
+            self._to_boto_request(parameters, found.input_shape)
+
+    def normalise_response(self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+        found = operation(self, boto_service_name, service_action_name)
+        if found is not None and found.output_shape is not None:
+            self._from_boto_response(response, found.output_shape)
+
+    for service_class in (state_task_service_aws_sdk.StateTaskServiceAwsSdk, state_task_service_batch.StateTaskServiceBatch):
+        service_class._normalise_parameters = normalise
+        service_class._normalise_response = normalise_response
+
+
+def _install_stop_execution() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend import execution
+
+    original_stop = execution.Execution.stop
+    original_reflect = execution.BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def stop(self: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
+        original_stop(self, stop_date=stop_date, error=error, cause=cause)
+        if self.exec_status == ExecutionStatus.RUNNING:
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date = stop_date
+
+    def reflect(self: Any) -> None:
+        if self.execution.exec_status != ExecutionStatus.ABORTED:
+            original_reflect(self)
+
+    execution.Execution.stop = stop
+    execution.BaseExecutionWorkerCommunication._reflect_execution_status = reflect
 
 
 def _install_lambda_runner() -> None:

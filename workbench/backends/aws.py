@@ -110,6 +110,7 @@ class AwsJob(Job):
         self._last_log_at: float | None = None
         self._failure_line: str | None = None
         self._final: JobStatus | None = None
+        self._cancel_reason: str | None = None
 
     # ---------------------------------------------------------------- status
 
@@ -161,7 +162,7 @@ class AwsJob(Job):
 
     def _failure_reason(self, execution: dict, batch: list[dict]) -> str:
         if execution["status"] == "ABORTED":
-            return execution.get("cause") or "cancelled (the execution was stopped)"
+            return execution.get("cause") or self._cancel_reason or "cancelled (the execution was stopped)"
         if execution["status"] == "TIMED_OUT":
             return "the execution ran past its time limit; its Batch job was terminated"
         error, cause = execution.get("error") or "", execution.get("cause") or ""
@@ -298,6 +299,7 @@ class AwsJob(Job):
     def cancel(self, reason: str = "cancelled by the user") -> JobStatus:
         """Stop the execution and terminate the Batch job(s), so no instance keeps running for it."""
         sfn = self.backend.client("stepfunctions")
+        self._cancel_reason = reason
         try:
             sfn.stop_execution(executionArn=self.execution_arn, error="WorkbenchJobCancelled", cause=reason)
         except aws.sdk_errors() as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -46,6 +47,12 @@ class StepFunctionsChannel(Channel):
         if not token:
             raise RunnerError(f"the sfn: channel needs the task token in {TOKEN_VARIABLE}, which is not set")
         self._token = token
+        if not log.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("[workbench] %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
         for name in SDK_LOGGERS:
             if logging.getLogger(name).getEffectiveLevel() < logging.INFO:
                 logging.getLogger(name).setLevel(logging.INFO)
@@ -66,7 +73,8 @@ class StepFunctionsChannel(Channel):
         return self._client
 
     def publish(self, status: JobStatus, heartbeat: bool = False) -> None:
-        log.info("status %s%s", _describe(status), " (heartbeat)" if heartbeat else "")
+        if heartbeat or status.state is not self._last_state or status.state.is_terminal:
+            log.info("status %s%s", _describe(status), " (heartbeat)" if heartbeat else "")
         if self._finished:
             return
         if status.state.is_terminal:

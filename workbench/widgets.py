@@ -4,7 +4,8 @@
   change and shows each problem next to its field; Submit hands the spec to the chosen backend.
 - :class:`JobPanel` follows one job: state, progress bar, the streamed log, and reward / episode-length curves
   redrawn while the job trains (from the job's progress and, when present, its growing ``metrics.csv``).
-- :class:`JobTable` lists past jobs (state, duration, final reward) with open / compare / cancel.
+- :class:`JobTable` lists past jobs (state, duration, final reward) with open / compare (``workbench.results``)
+  / cancel.
 - :func:`video_player` plays an evaluation job's clips inline.
 
 Widgets are updated from a background thread while a job runs (so the notebook stays usable); ``follow()``
@@ -533,24 +534,10 @@ def jobs_frame(backend: Backend) -> pd.DataFrame:
                         columns=["job_id", "mode", "task", "state", "duration_s", "final_reward", "iteration", "reason"])
 
 
-def compare_curves(jobs: Iterable[Job]) -> bytes:
-    """PNG overlaying the reward curves of several jobs (from their metrics.csv)."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 3), dpi=90)
-    ax = figure.subplots()
-    for job in jobs:
-        metrics = read_metrics(job)
-        if metrics is not None and "reward" in metrics:
-            ax.plot(metrics["step"], metrics["reward"], marker="o", markersize=3, label=job.job_id[:8])
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("mean reward")
-    ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend()
-    figure.tight_layout()
+def figure_png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (for an ``Image`` widget)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
 
 
@@ -614,7 +601,9 @@ class JobTable:
 
     def compare(self, job_ids: Iterable[str] | None = None) -> None:
         ids = list(job_ids) if job_ids is not None else sorted(self.selected)
-        image = w.Image(value=compare_curves(self.backend.job(jid) for jid in ids), format="png")
+        from workbench import results
+
+        image = w.Image(value=figure_png(results.compare([self.backend.job(jid) for jid in ids])), format="png")
         self.detail.children = [w.HTML(f"comparing {len(ids)} job(s)"), image]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 INFRA_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec for the Lambda code
 
-from workbench_infra.config import ConfigError, load_config  # noqa: E402  (stdlib only: fails fast)
+from workbench_infra.config import ConfigError, load_config
 
 if __name__ == "__main__":
     try:

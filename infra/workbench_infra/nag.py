@@ -17,8 +17,10 @@ LAMBDA_LOGGING = (
 )
 TRACING_AND_CALLBACKS = (
     "IAM5[Resource::*]",
-    "X-Ray PutTraceSegments/PutTelemetryRecords and states:SendTask* accept no resource narrower than '*' "
-    "(a task token has no ARN).",
+    (
+        "X-Ray PutTraceSegments/PutTelemetryRecords and states:SendTask* accept no resource narrower than '*' "
+        "(a task token has no ARN)."
+    ),
 )
 
 

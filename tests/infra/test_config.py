@@ -9,7 +9,6 @@ import sys
 
 import pytest
 from conftest import INFRA
-
 from workbench_infra.config import NVIDIA_LICENSE_URL, ConfigError, EulaNotAcceptedError, load_config, parse_config
 
 
@@ -43,6 +42,7 @@ def test_app_exits_with_the_eula_message(tmp_path):
         env={**os.environ, "WORKBENCH_INFRA_CONFIG": str(path), "CDK_OUTDIR": str(tmp_path / "out")},
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
     )
     assert done.returncode == 1

@@ -17,10 +17,10 @@ import pytest
 from asl import lookup, render
 from botocore.validate import ParamValidator
 from moto import mock_aws
-
-from workbench.spec import parse_spec
 from workbench_infra.lambda_modules import load_lambda_module
 from workbench_infra.synth import definition_with, resources_of_type
+
+from workbench.spec import parse_spec
 
 REGION = "us-west-2"
 BUCKET = "workbench-bucket"

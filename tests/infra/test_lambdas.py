@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-
 from workbench_infra.lambda_modules import load_lambda_module
 
 REGION = "us-west-2"
@@ -176,3 +177,24 @@ def test_entry_never_logs_the_token(capsys, monkeypatch):
         response = entry.start_job({"body": {"TaskToken": "SECRET-TOKEN", "inputParameters": "{}"}}, machine, client)
     assert response["statusCode"] == 200
     assert "SECRET-TOKEN" not in capsys.readouterr().out + response["body"]
+
+
+def test_prepare_bundle_runs_the_spec_code_with_the_standard_library_only(synthesized):
+    """The deployed asset holds the handler and workbench.spec; it imports and validates without site-packages."""
+    functions = synthesized.template["Resources"]
+    (code,) = [r["Properties"]["Code"] for k, r in functions.items() if "PrepareFunction" in k and r["Type"] == "AWS::Lambda::Function"]
+    bundle = synthesized.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    assert sorted(p.name for p in (bundle / "workbench").glob("*.py")) == ["__init__.py", "spec.py", "task_catalogue.py"]
+    script = (
+        "import sys; sys.path.insert(0, '.')  # the Lambda task root\n"
+        "import json, handler\n"
+        "settings = handler.Settings('b', 'q', 'single', 'multi', '/mnt/efs/checkpoints')\n"
+        "doc = {'trainingConfig': {'task': 'Isaac-Cartpole-Direct-v0'}, 'computeConfig': {'numNodes': 2}}\n"
+        "out = handler.prepare({'jobId': 'j1', 'inputParameters': doc}, settings)\n"
+        "print(json.dumps([out['jobDefinition'], out['numNodes'], handler.parse_spec.__module__]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", script], cwd=bundle, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["multi", 2, "workbench.spec"]

@@ -10,7 +10,7 @@ from pathlib import Path
 INFRA_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec for the Lambda code
 
-from workbench_infra.config import ConfigError, load_config
+from workbench_infra.config import ConfigError, load_config  # stdlib only: a bad config fails before the CDK loads
 
 if __name__ == "__main__":
     try:

@@ -165,34 +165,31 @@ class AwsJob(Job):
             return execution.get("cause") or self._cancel_reason or "cancelled (the execution was stopped)"
         if execution["status"] == "TIMED_OUT":
             return "the execution ran past its time limit; its Batch job was terminated"
-        error, cause = execution.get("error") or "", execution.get("cause") or ""
-        if not error or not cause or cause.endswith(NO_DETAILS):
-            error, cause = self._failure_from_history(error, cause)
+        error, cause = self._root_failure() or (execution.get("error") or "", execution.get("cause") or "")
+        cause = "" if cause.endswith(NO_DETAILS) else cause
         self._read_progress(batch)
         runner_reason = self._failure_line
-        if error in ("WorkbenchJobFailed", "WorkbenchJobCancelled") or (runner_reason and not cause):
-            return cause if cause and not cause.endswith(NO_DETAILS) else runner_reason or error
+        if error in ("WorkbenchJobFailed", "WorkbenchJobCancelled"):
+            return cause or runner_reason or error
         words = ERROR_WORDS.get(error, error or "the job failed")
-        if cause and not cause.endswith(NO_DETAILS):
+        if cause:
             return f"{words}: {cause}"
         return f"{words}; the runner said: {runner_reason}" if runner_reason else words
 
-    def _failure_from_history(self, error: str, cause: str) -> tuple[str, str]:
-        """The failing task's error and cause from the execution history (when the execution gives none)."""
+    def _root_failure(self) -> tuple[str, str] | None:
+        """The first task failure of the execution (error, cause): the root cause, whatever the clean-up did after."""
         sfn = self.backend.client("stepfunctions")
         try:
-            events = sfn.get_execution_history(executionArn=self.execution_arn, reverseOrder=True, maxResults=200)["events"]
+            events = sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
         except aws.sdk_errors():
-            return error, cause
+            return None
         for event in events:
-            for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails", "taskTimedOutEventDetails",
-                        "executionFailedEventDetails"):
+            for key in ("taskFailedEventDetails", "taskTimedOutEventDetails", "lambdaFunctionFailedEventDetails",
+                        "lambdaFunctionTimedOutEventDetails"):
                 found = event.get(key)
                 if found and found.get("error"):
-                    if found.get("cause") and not found["cause"].endswith(NO_DETAILS):
-                        return found["error"], found["cause"]
-                    error = error or found["error"]
-        return error, cause
+                    return found["error"], _plain_cause(found.get("cause") or "")
+        return None
 
     # ---------------------------------------------------------------- logs
 
@@ -552,6 +549,15 @@ class AwsBackend(Backend):
             return reservations[0]["Instances"][0]["InstanceType"]
         except (aws.sdk_errors(), KeyError, IndexError):
             return None
+
+
+def _plain_cause(cause: str) -> str:
+    """A Lambda error's cause is its JSON error document: keep the message."""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    return str(document.get("errorMessage", cause)) if isinstance(document, dict) else cause
 
 
 def sagemaker_session() -> tuple[Any, str | None] | None:

@@ -1,0 +1,105 @@
+"""The aws backend's paths that run no training: configuration, staging, validation refusal, budget, listing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from workbench.backends.aws import AwsBackend
+from workbench.backends.aws_costs import PRICES_PER_HOUR, estimate
+from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError
+from workbench.spec import SpecError, parse_spec
+from workbench.status import JobState
+
+TRAIN = {"trainingConfig": {"task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 3, "device": "cpu"}}
+
+
+def test_a_config_file_with_the_stack_outputs_works_like_the_stack(pipeline, tmp_path):
+    path = tmp_path / "aws.json"
+    path.write_text(json.dumps(pipeline.outputs))
+    assert AwsBackend(config_file=path).config.state_machine_arn == pipeline.state_machine_arn
+
+
+def test_a_missing_stack_is_a_config_error_that_says_what_to_do(moto_server):
+    with pytest.raises(BackendConfigError, match="deploy infra/"):
+        AwsBackend(stack_name="NoSuchStack").config
+
+
+def test_a_job_the_pipeline_refuses_fails_with_the_validation_reason(backend):
+    missing = f"s3://{backend.config.bucket}/inputs/nowhere/package.whl"
+    job = backend.submit(parse_spec({**TRAIN, "customEnvironmentS3Uri": missing}))
+    status = job.wait(timeout=120, poll_interval=0.5)
+    assert status.state is JobState.FAILED
+    assert "refused" in status.reason and f"{missing} does not exist" in status.reason, status.reason
+    assert job._batch_jobs() == []
+
+
+def test_local_inputs_are_uploaded_to_the_staging_prefix_and_rewritten(backend, tmp_path):
+    package = tmp_path / "my_env-0.1.tar.gz"
+    package.write_bytes(b"not really a package")
+    policy = tmp_path / "model_7.pt"
+    policy.write_bytes(b"weights")
+    spec = parse_spec({"trainingConfig": {"mode": "evaluate", "task": "My-Task", "policy": f"file://{policy}"},
+                       "customEnvironmentS3Uri": str(package)})
+    document = backend.stage_inputs(spec, "job-1")
+    bucket = backend.config.bucket
+    assert document["customEnvironmentS3Uri"] == f"s3://{bucket}/inputs/job-1/my_env-0.1.tar.gz"
+    assert document["trainingConfig"]["policyS3Uri"] == f"s3://{bucket}/inputs/job-1/model_7.pt"
+    assert document["trainingConfig"]["policy"] is None
+    body = boto3.client("s3").get_object(Bucket=bucket, Key="inputs/job-1/model_7.pt")["Body"].read()
+    assert body == b"weights"
+
+
+def test_a_policy_named_by_an_aws_job_id_is_that_jobs_newest_checkpoint(backend):
+    s3 = boto3.client("s3")
+    previous = "0b0b0b0b-1111-2222-3333-444444444444"
+    for n in (9, 10, 100):
+        s3.put_object(Bucket=backend.config.bucket, Key=f"outputs/{previous}/checkpoints/model_{n}.pt", Body=b"x")
+    spec = parse_spec({"trainingConfig": {"mode": "evaluate", "task": "Isaac-Cartpole-Direct", "policy": previous}})
+    document = backend.stage_inputs(spec, "job-2")
+    assert document["trainingConfig"]["policyS3Uri"].endswith(f"outputs/{previous}/checkpoints/model_100.pt")
+
+
+def test_an_evaluation_without_a_policy_is_refused_before_submission(backend):
+    with pytest.raises(SpecError, match="policy"):
+        backend.submit(parse_spec({"trainingConfig": {"mode": "evaluate", "task": "Isaac-Cartpole-Direct"}}))
+
+
+def test_a_job_over_budget_is_refused_and_nothing_is_started(backend):
+    spec = parse_spec({"trainingConfig": {"task": "Isaac-Ant", "maxIterations": 20000},
+                       "computeConfig": {"numNodes": 4, "gpusPerNode": 8}})
+    before = len(backend.list_jobs())
+    with pytest.raises(BudgetExceededError) as refused:
+        backend.submit(spec, budget=5.0)
+    assert refused.value.estimated_usd > 5.0 and "estimate" in str(refused.value)
+    assert len(backend.list_jobs()) == before
+
+
+def test_the_estimate_scales_with_nodes_and_is_bounded_by_the_timeout():
+    one = estimate(parse_spec({"trainingConfig": {"task": "Isaac-Ant", "maxIterations": 1000}}))
+    four = estimate(parse_spec({"trainingConfig": {"task": "Isaac-Ant", "maxIterations": 1000},
+                                "computeConfig": {"numNodes": 4, "gpusPerNode": 1}}))
+    assert one.instance_type in PRICES_PER_HOUR and one.usd > 0 and "estimate" in one.describe()
+    assert four.nodes == 4 and four.max_usd == pytest.approx(4 * one.max_usd)
+    assert one.max_usd == pytest.approx(PRICES_PER_HOUR[one.instance_type] * 8)
+
+
+def test_list_jobs_and_job_lookup(backend):
+    job = backend.submit(parse_spec({**TRAIN, "customEnvironmentS3Uri": f"s3://{backend.config.bucket}/inputs/x.whl"}))
+    job.wait(timeout=120, poll_interval=0.5)
+    listed = backend.list_jobs()
+    assert listed[0].job_id == job.job_id
+    assert backend.job(job.job_id).job_id == job.job_id
+    with pytest.raises(JobNotFoundError):
+        backend.job("00000000-0000-0000-0000-000000000000")
+
+
+def test_local_use_never_imports_boto3():
+    code = ("import sys, workbench.backends, workbench.backends.local, workbench.runner.job, workbench.cli; "
+            "print(sorted(m for m in ('boto3', 'botocore', 'sagemaker') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

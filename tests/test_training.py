@@ -87,13 +87,15 @@ def test_killed_training_process_fails_the_job_with_a_reason() -> None:
 
 
 def test_stalled_training_is_failed_by_the_heartbeat_timeout_and_killed() -> None:
-    backend = LocalBackend(heartbeat_timeout=6, heartbeat_interval=1, stop_grace=2)
+    backend = LocalBackend(heartbeat_timeout=30, heartbeat_interval=1, stop_grace=2)
     job = backend.submit(parse_spec({"trainingConfig": {
         "task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 100000, "device": "cpu"}}))
     _wait_for_progress(job)
     pgid = job.status().details["child_pgid"]
     os.killpg(pgid, signal.SIGSTOP)
-    status = job.wait(timeout=60, poll_interval=0.5)
+    stopped_at = time.monotonic()
+    status = job.wait(timeout=90, poll_interval=0.5)
+    assert time.monotonic() - stopped_at >= 25, "failed before the heartbeat timeout"
     assert status.state is JobState.FAILED
     assert "heartbeat timeout" in status.reason
     deadline = time.monotonic() + 10
@@ -117,7 +119,7 @@ def test_cancel_stops_every_process_of_the_job() -> None:
 def test_run_with_wait_reports_failure_with_the_reason(tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"trainingConfig": {"task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 2,
-                                                   "device": "cpu", "overrides": {"agent.no_such_key": 1}}}))
+                                                   "device": "cpu", "overrides": {"agent.device": "no_such_device"}}}))
     result = run_cli("run", str(spec), "--wait")
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "the train process failed" in result.stderr

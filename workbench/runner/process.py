@@ -84,14 +84,24 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still exists."""
+    """Whether any process of the group is still running (zombies waiting to be reaped do not count)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def describe_exit(code: int) -> str:

@@ -6,7 +6,7 @@ The internal state machine's input (the ``aws`` backend starts it directly; the 
      "inputParameters": {<job spec document, see workbench.spec>},
      "callerTaskToken": "<optional: a task token to report the job's end to>"}
 
-Flow: "Validate and prepare" (Lambda, the same ``workbench.spec`` code) -> "Which job?" (a Choice on mode and
+Flow: "Check the input" (jobId and inputParameters present) -> "Validate and prepare" (Lambda, the same ``workbench.spec`` code) -> "Which job?" (a Choice on mode and
 node count) -> one of three ``aws-sdk:batch:submitJob.waitForTaskToken`` states (the token travels only as the
 container environment variable ``WORKBENCH_TASK_TOKEN``; heartbeat 1800 s; timeout 28800 s for training, 7200 s
 for evaluation) -> "Finalize" -> success to the caller's token, if any. Output: ``{"jobId", "outputUri",
@@ -306,12 +306,30 @@ class Orchestration(Construct):
             result_path="$.prepared",
         )
         prepare.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error")
-        return prepare.next(
+        incomplete = sfn.Pass(
+            self,
+            "Input is incomplete",
+            parameters={
+                "Error": "ValidationError",
+                "Cause": "the execution input needs jobId and inputParameters (the job spec document)",
+            },
+            result_path="$.error",
+        ).next(describe_failure)
+        check_input = (
+            sfn.Choice(self, "Check the input")
+            .when(
+                sfn.Condition.and_(sfn.Condition.is_present("$.jobId"), sfn.Condition.is_present("$.inputParameters")),
+                prepare,
+            )
+            .otherwise(incomplete)
+        )
+        prepare.next(
             sfn.Choice(self, "Which job?")
             .when(sfn.Condition.string_equals("$.prepared.mode", "evaluate"), submits["evaluate"])
             .when(sfn.Condition.boolean_equals("$.prepared.multiNode", True), submits["multi"])
             .otherwise(submits["train"])
         )
+        return check_input
 
     def _submit(
         self, name: str, timeout_seconds: int, multi_node: bool, resources: list[str], prepare_module: ModuleType

@@ -104,6 +104,17 @@ def test_failures_after_submission_terminate_the_job_and_fail_the_caller(definit
     assert terminate["Parameters"]["JobId.$"] == "$.jobId"
 
 
+def test_an_incomplete_input_fails_like_a_validation_error(definition):
+    states = definition["States"]
+    assert definition["StartAt"] == "Check the input"
+    check = states["Check the input"]
+    assert check["Choices"][0]["Next"] == "Validate and prepare"
+    assert {c["Variable"] for c in check["Choices"][0]["And"]} == {"$.jobId", "$.inputParameters"}
+    incomplete = states[check["Default"]]
+    assert incomplete["Parameters"]["Error"] == "ValidationError" and incomplete["ResultPath"] == "$.error"
+    assert "Report the failure to the caller" in reachable(definition, check["Default"])
+
+
 def test_a_failed_validation_fails_the_caller_without_terminating_anything(definition):
     states = definition["States"]
     (catch,) = states["Validate and prepare"]["Catch"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from workbench.task_catalogue import CORE_TASK_LIBRARIES
 
 PACKAGE_ACCEPT = ".whl,.tar.gz,.tgz,.zip"
 LOG_LINES = 400
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def task_catalogue(live: bool = False, pythonpath: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
@@ -312,6 +314,7 @@ def policy_choices(backend: Backend) -> list[str]:
 def training_curves(history: pd.DataFrame, title: str = "") -> bytes:
     """PNG of reward and episode length against iteration (two panels)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 3), dpi=90)
     axes = figure.subplots(1, 2)
@@ -321,6 +324,7 @@ def training_curves(history: pd.DataFrame, title: str = "") -> bytes:
         ax.set_xlabel("iteration")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if data.empty:
             ax.text(0.5, 0.5, "waiting for data", ha="center", va="center", transform=ax.transAxes, color="grey")
     figure.suptitle(title, fontsize=9)
@@ -361,7 +365,7 @@ class JobPanel:
 
         self.state = w.HTML(f"<b>job</b> <code>{job.job_id}</code>")
         self.progress = w.IntProgress(value=0, min=0, max=1, description="iteration", layout=w.Layout(width="420px"))
-        self.log = w.Textarea(value="", disabled=True, layout=w.Layout(width="98%", height="180px"))
+        self.log = w.HTML("", layout=w.Layout(width="98%"))
         self.log.add_class("workbench-log")
         self.plot = w.Image(format="png", layout=w.Layout(width="720px"))
         self.plot.add_class("workbench-plot")
@@ -436,19 +440,26 @@ class JobPanel:
         except WorkbenchError:
             return
         self.lines.clear()
-        self.lines.extend(line.rstrip("\n") for line in lines)
-        self.log.value = "\n".join(self.lines)
+        self.lines.extend(_ANSI.sub("", line).rstrip("\n") for line in lines)
+        self._render_log()
 
     def _stream_log(self) -> None:
         try:
             for line in self.job.logs(follow=True, poll_interval=0.5):
-                self.lines.append(line.rstrip("\n"))
-                self.log.value = "\n".join(self.lines)
+                self.lines.append(_ANSI.sub("", line).rstrip("\n"))
+                self._render_log()
                 if self._stop.is_set():
                     return
         except WorkbenchError as exc:
             self.lines.append(f"[log unavailable: {exc}]")
-            self.log.value = "\n".join(self.lines)
+            self._render_log()
+
+    def _render_log(self) -> None:
+        """The log tail in a box that stays scrolled to its newest line (column-reverse)."""
+        text = _escape("\n".join(self.lines))
+        self.log.value = ("<div style='max-height:200px;overflow:auto;display:flex;flex-direction:column-reverse;"
+                          "border:1px solid #ccc;background:#fafafa'><pre style='margin:4px;font-size:11px'>"
+                          f"{text}</pre></div>")
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():

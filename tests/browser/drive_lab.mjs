@@ -23,6 +23,17 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 const page = context.pages()[0] || (await context.newPage());
 page.setDefaultTimeout(60000);
 
+// JupyterLab may open dialogs of its own (e.g. "Build Recommended" for a legacy extension in the environment).
+async function dismissDialogs() {
+  const dialog = page.locator(".jp-Dialog");
+  while (await dialog.count()) {
+    const text = (await dialog.first().textContent()) || "";
+    seen.dialogs = [...(seen.dialogs || []), text.trim().slice(0, 120)];
+    await dialog.first().locator(".jp-Dialog-button", { hasText: /Cancel|Dismiss|No/ }).first().click();
+    await page.waitForTimeout(300);
+  }
+}
+
 async function fieldInput(label) {
   const row = page.locator(".widget-hbox").filter({ has: page.locator(".widget-label", { hasText: new RegExp(`^${label}$`) }) });
   return row.first().locator("input").first();
@@ -40,6 +51,8 @@ try {
   await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
   await page.locator(".widget-button", { hasText: "Submit" }).first().waitFor({ timeout: 90000 });
   step("form shown");
+  await page.waitForTimeout(1000);
+  await dismissDialogs();
 
   const envs = await fieldInput("Envs");
   await envs.fill("0");
@@ -55,6 +68,7 @@ try {
   await page.locator(".widget-html", { hasText: "ready" }).first().waitFor({ timeout: 30000 });
   step("form valid");
 
+  await dismissDialogs();
   await page.locator(".widget-button", { hasText: "Submit" }).first().click();
   await page.locator(".workbench-job-panel").first().waitFor({ timeout: 60000 });
   step("submitted");
@@ -65,7 +79,7 @@ try {
   let log = "";
   while (Date.now() < deadline) {
     state = (await page.locator(".workbench-state").first().textContent().catch(() => "")) || "";
-    log = await page.locator(".workbench-log textarea").first().inputValue().catch(() => "");
+    log = (await page.locator(".workbench-log pre").first().textContent().catch(() => "")) || "";
     const src = await page.locator(".workbench-plot").first().getAttribute("src").catch(() => null);
     if (src) plotSources.add(src);
     if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(state.trim())) break;
@@ -74,7 +88,7 @@ try {
   await page.waitForTimeout(2500);
   const src = await page.locator(".workbench-plot").first().getAttribute("src").catch(() => null);
   if (src) plotSources.add(src);
-  log = await page.locator(".workbench-log textarea").first().inputValue().catch(() => log);
+  log = (await page.locator(".workbench-log pre").first().textContent().catch(() => log)) || log;
   seen.state = state.trim();
   seen.logLines = log.split("\n").filter(Boolean).length;
   seen.plotVersions = plotSources.size;

@@ -118,3 +118,13 @@ def test_tpe_four_trials_with_results_and_plots(tmp_path: Path) -> None:
     assert sweep.plot_parallel_coordinates() is not None
     assert Sweep.open("tpe", root=tmp_path).run()["job_id"].tolist() == frame["job_id"].tolist(), \
         "running a finished sweep again starts nothing"
+
+
+def test_time_budget_cancels_running_trials(tmp_path: Path) -> None:
+    base = {"trainingConfig": {**BASE["trainingConfig"], "maxIterations": 500}}
+    sweep = Sweep("budget", base, {"seed": Choice([1, 2, 3])}, strategy="grid", budget=Budget(max_seconds=8),
+                  root=tmp_path, poll_interval=0.5)
+    frame = sweep.run()
+    assert len(frame) == 1, "no trial starts once the time budget is spent"
+    assert frame["state"][0] == "FAIL" and "time budget of 8 s spent" in frame["reason"][0]
+    assert get_backend("local").job(frame["job_id"][0]).status().state is JobState.CANCELLED

@@ -440,9 +440,12 @@ class Sweep:
         journal = Journal(self.dir / "journal.json")
         runner = self._runner()
         active = self._reattach(study, journal)
-        free = [slot for slot in self.slots]
+        free = list(self.slots)
         for item in active.values():
-            free.remove(item.slot) if item.slot in free else free.pop()
+            if item.slot in free:
+                free.remove(item.slot)
+            elif free:
+                free.pop()
         clock = time.monotonic()
         spent = journal.doc["elapsed_seconds"]
         out_of_budget = ""
@@ -463,8 +466,8 @@ class Sweep:
                 active_item = self._launch(study, journal, runner, slot)
                 if active_item is None:
                     free.append(slot)
-                    break
-                active[active_item.number] = active_item
+                else:
+                    active[active_item.number] = active_item
             if not active:
                 break
             time.sleep(self.poll_interval)
@@ -628,7 +631,7 @@ class Sweep:
                                                history=IterationHistory(job, entry.get("library", "rsl_rl")),
                                                last_step=max(steps) if steps else None)
             else:
-                study._storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+                optuna.trial.Trial(study, trial._trial_id).set_user_attr("requeued", True)
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(trial.params, skip_if_exists=False)
                 journal.record(trial.number, job_state="FAILED", reason="the sweep stopped before the job was submitted; queued again")

@@ -129,7 +129,6 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
         configure_seed(seed)
         agent = AGENTS[args.rl_library](recorder, agent_cfg, info.path, args.device, seed)
         return _loop(args, agent, recorder, quotas, video_episodes, seed, info)
-    raise EvaluationError("the simulation launcher exited before the evaluation ran")  # pragma: no cover
 
 
 def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -216,13 +215,15 @@ def _loop(
                 last_report = now
                 _progress(counter, len(quotas), now - start - clips.seconds)
     wall = time.perf_counter() - start
+    env_steps = counter.steps * len(quotas)
     summary = {
         **counter.summary(),
         "success_criterion": criterion,
-        "env_steps": counter.steps * len(quotas),
+        "env_steps": env_steps,
         "loop_steps": counter.steps,
         "wall_seconds": round(wall, 3),
-        "steps_per_second": round(counter.steps * len(quotas) / max(wall, 1e-9), 1),
+        "steps_per_second": round(env_steps / max(wall, 1e-9), 1),
+        "sim_steps_per_second": round(env_steps / max(wall - clips.seconds, 1e-9), 1),
         "num_envs": len(quotas),
         "steps_per_episode": args.steps_per_episode,
         "seed": seed,
@@ -393,7 +394,6 @@ class SkrlAgent:
         experiment = agent_cfg["agent"]["experiment"]
         experiment["write_interval"] = 0
         experiment["checkpoint_interval"] = 0
-        experiment["directory"] = tempfile.mkdtemp(prefix="workbench-skrl-")
         self.env = SkrlVecEnvWrapper(env, ml_framework="torch")
         runner = import_skrl_runner("torch")(self.env, agent_cfg)
         self.agent = runner.agent

@@ -82,14 +82,15 @@ class ClipRecorder:
         self._aim_at_env_zero(env)
 
     def _aim_at_env_zero(self, env: Any) -> None:
-        """Point the camera at environment 0 the way the task's viewer settings look at the scene."""
-        origin = env.scene.env_origins[0].detach().cpu().tolist()
-        viewer = getattr(env.cfg, "viewer", None)
-        eye = getattr(viewer, "eye", (7.5, 7.5, 7.5))
-        lookat = getattr(viewer, "lookat", (0.0, 0.0, 0.0))
-        self.viewer.set_camera_view(
-            tuple(o + e for o, e in zip(origin, eye)), tuple(o + t for o, t in zip(origin, lookat))
-        )
+        """Look at environment 0's robot (else its origin) from the direction and distance the task's visualizer
+        settings give."""
+        eye, lookat = self.viewer.cfg.eye, self.viewer.cfg.lookat
+        target = [o + t for o, t in zip(env.scene.env_origins[0].detach().cpu().tolist(), lookat)]
+        articulations = list(getattr(env.scene, "articulations", {}).values())
+        if articulations:
+            root = getattr(articulations[0].data.root_pos_w, "torch", articulations[0].data.root_pos_w)
+            target = [float(v) for v in root[0].detach().cpu().tolist()]
+        self.viewer.set_camera_view(tuple(t + e - a for t, e, a in zip(target, eye, lookat)), tuple(target))
 
     def grab(self) -> None:
         start = time.perf_counter()

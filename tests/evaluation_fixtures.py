@@ -16,7 +16,14 @@ from workbench.status import JobState
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 TASK = "Isaac-Cartpole-Direct"
-EVALUATION = {"numEnvs": 2, "numEpisodes": 3, "stepsPerEpisode": 30, "videoEpisodes": 2, "videoWidth": 320, "videoHeight": 180}
+EVALUATION = {
+    "numEnvs": 2,
+    "numEpisodes": 3,
+    "stepsPerEpisode": 30,
+    "videoEpisodes": 2,
+    "videoWidth": 320,
+    "videoHeight": 180,
+}
 JOB_TIMEOUT = 600
 _EVALUATED: dict[str, LocalJob] = {}
 
@@ -29,7 +36,9 @@ def log_tail(job: LocalJob, lines: int = 40) -> str:
 def wait_all(jobs: dict[str, LocalJob], expect: JobState = JobState.SUCCEEDED) -> None:
     for name, job in jobs.items():
         status = job.wait(timeout=JOB_TIMEOUT, poll_interval=0.5)
-        assert status.state is expect, f"{name} job {job.job_id}: {status.state.value} ({status.reason})\n{log_tail(job)}"
+        assert (
+            status.state is expect
+        ), f"{name} job {job.job_id}: {status.state.value} ({status.reason})\n{log_tail(job)}"
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +60,22 @@ def evaluated_jobs(backend: LocalBackend, trained_job) -> dict[str, LocalJob]:
         return _EVALUATED
     trained = {library: trained_job(library) for library in LIBRARIES}
     jobs = {
-        library: backend.submit(parse_spec({"trainingConfig": {
-            "mode": "evaluate", "task": TASK, "rlLibrary": library, "policy": job.job_id, "device": "cpu",
-            "recordVideo": True, "seed": 3, **EVALUATION,
-        }}))
+        library: backend.submit(
+            parse_spec(
+                {
+                    "trainingConfig": {
+                        "mode": "evaluate",
+                        "task": TASK,
+                        "rlLibrary": library,
+                        "policy": job.job_id,
+                        "device": "cpu",
+                        "recordVideo": True,
+                        "seed": 3,
+                        **EVALUATION,
+                    }
+                }
+            )
+        )
         for library, job in trained.items()
     }
     wait_all(jobs)

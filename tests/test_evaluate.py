@@ -12,8 +12,8 @@ import av
 import pandas as pd
 import pytest
 import torch
-
 from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
+
 from workbench.backends.local import LocalBackend
 from workbench.runner.episodes import COLUMNS, EpisodeCounter, episode_quotas
 from workbench.runner.video import clip_timing, encode_mp4, frames_for_length
@@ -68,11 +68,33 @@ def test_cli_evaluate_without_video_is_deterministic(evaluated_jobs, trained_job
     """``workbench evaluate --from-job ... --wait``: no clips, and the same episodes as the run with video."""
     settings = evaluation_settings
     result = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "evaluate", "--task", TASK, "--rl-library", "rsl_rl",
-         "--from-job", trained_job("rsl_rl").job_id, "--num-envs", str(settings["numEnvs"]),
-         "--num-episodes", str(settings["numEpisodes"]), "--steps-per-episode", str(settings["stepsPerEpisode"]),
-         "--seed", "3", "--device", "cpu", "--wait"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "evaluate",
+            "--task",
+            TASK,
+            "--rl-library",
+            "rsl_rl",
+            "--from-job",
+            trained_job("rsl_rl").job_id,
+            "--num-envs",
+            str(settings["numEnvs"]),
+            "--num-episodes",
+            str(settings["numEpisodes"]),
+            "--steps-per-episode",
+            str(settings["stepsPerEpisode"]),
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+            "--wait",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     job_id = re.search(r"submitted job ([0-9a-f-]{36})", result.stdout).group(1)

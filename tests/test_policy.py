@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from evaluation_fixtures import backend, log_tail  # noqa: F401  (fixture)
+
 from workbench import paths
 from workbench.errors import PolicyError
 from workbench.runner.policy import check_sizes, inspect_checkpoint, newest_checkpoint, resolve_selector
@@ -70,15 +70,29 @@ def test_each_library_checkpoint_is_recognized_by_content(library: str, trained_
     others = [name for name in ("rsl_rl", "rl_games", "skrl") if name != library]
     with pytest.raises(PolicyError, match=f"was written by {library}, but the evaluation uses {others[0]}"):
         inspect_checkpoint(checkpoint, others[0])
-    with pytest.raises(PolicyError, match=r"does not fit task 'Isaac-Ant': it takes 4 observations \(the task has 60\)"):
+    with pytest.raises(
+        PolicyError, match=r"does not fit task 'Isaac-Ant': it takes 4 observations \(the task has 60\)"
+    ):
         check_sizes(info, "Isaac-Ant", 60, 8)
 
 
 def _evaluate(backend, policy: str, task: str = TASK, library: str = "rsl_rl"):
-    return backend.submit(parse_spec({"trainingConfig": {
-        "mode": "evaluate", "task": task, "rlLibrary": library, "policy": policy, "device": "cpu",
-        "numEnvs": 2, "numEpisodes": 2, "stepsPerEpisode": 20,
-    }}))
+    return backend.submit(
+        parse_spec(
+            {
+                "trainingConfig": {
+                    "mode": "evaluate",
+                    "task": task,
+                    "rlLibrary": library,
+                    "policy": policy,
+                    "device": "cpu",
+                    "numEnvs": 2,
+                    "numEpisodes": 2,
+                    "stepsPerEpisode": 20,
+                }
+            }
+        )
+    )
 
 
 @pytest.mark.slow
@@ -91,7 +105,10 @@ def test_bad_policies_fail_the_job_with_the_reason(backend, trained_job, tmp_pat
     shutil.copy(good, wrong_task)
     jobs = {
         "corrupt": (_evaluate(backend, str(corrupt)), "is corrupt or not a PyTorch checkpoint"),
-        "library": (_evaluate(backend, str(good), library="skrl"), "was written by rsl_rl, but the evaluation uses skrl"),
+        "library": (
+            _evaluate(backend, str(good), library="skrl"),
+            "was written by rsl_rl, but the evaluation uses skrl",
+        ),
         "task": (_evaluate(backend, str(wrong_task), task="Isaac-Ant-Direct"), "does not fit task 'Isaac-Ant-Direct'"),
     }
     for name, (job, reason) in jobs.items():

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
 from IPython.display import Video
 
-from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
 from workbench import results
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
@@ -53,7 +53,9 @@ def test_evaluations_summarized_compared_and_shown(evaluated_jobs, evaluation_se
         metrics = results.load_metrics(job)
         assert results.is_evaluation(metrics)
         assert table.loc[results.job_label(job), "mean_return"] == pytest.approx(metrics["return"].mean())
-        assert results.summarize_episodes(metrics)["success_rate"] == pytest.approx(results.load_summary(job)["success_rate"])
+        assert results.summarize_episodes(metrics)["success_rate"] == pytest.approx(
+            results.load_summary(job)["success_rate"]
+        )
     bars = results.compare(jobs).axes[0].patches
     assert len(bars) == 3
     figure = results.plot_evaluation(jobs[0])
@@ -83,10 +85,14 @@ def test_a_growing_metrics_file_is_reread(tmp_path: Path) -> None:
 
 
 def test_training_metrics_with_other_libraries_tags(tmp_path: Path) -> None:
-    pd.DataFrame({
-        "step": [1, 2, 3], "wall_time": [0.0, 1.0, 2.0],
-        "Reward / Total reward (mean)": [1.0, None, 3.0], "Episode / Total timesteps (mean)": [5.0, 6.0, None],
-    }).to_csv(tmp_path / "metrics.csv", index=False)
+    pd.DataFrame(
+        {
+            "step": [1, 2, 3],
+            "wall_time": [0.0, 1.0, 2.0],
+            "Reward / Total reward (mean)": [1.0, None, 3.0],
+            "Episode / Total timesteps (mean)": [5.0, 6.0, None],
+        }
+    ).to_csv(tmp_path / "metrics.csv", index=False)
     curves = results.training_curves(tmp_path)
     assert curves["reward"].tolist()[::2] == [1.0, 3.0]
     assert curves["episode_length"].tolist()[:2] == [5.0, 6.0]

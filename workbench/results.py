@@ -177,8 +177,12 @@ def plot_evaluation(job: JobLike, title: str | None = None) -> Figure:
     else:
         success = metrics["success"].astype(bool) if "success" in metrics else pd.Series(False, index=metrics.index)
         for ax, column in ((axes[0], "return"), (axes[1], "length")):
-            ax.scatter(metrics.loc[success, "episode"], metrics.loc[success, column], color="tab:green", label="success")
-            ax.scatter(metrics.loc[~success, "episode"], metrics.loc[~success, column], color="tab:red", label="no success")
+            ax.scatter(
+                metrics.loc[success, "episode"], metrics.loc[success, column], color="tab:green", label="success"
+            )
+            ax.scatter(
+                metrics.loc[~success, "episode"], metrics.loc[~success, column], color="tab:red", label="no success"
+            )
             ax.set_xlabel("episode")
             ax.set_ylabel(f"episode {column}")
             ax.grid(alpha=0.3)

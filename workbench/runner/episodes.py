@@ -62,7 +62,9 @@ class EpisodeCounter:
     than terminated; otherwise the ``success`` flags given to :meth:`update` decide.
     """
 
-    def __init__(self, quotas: list[int], max_steps: int, success_on_time_out: bool = True, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, quotas: list[int], max_steps: int, success_on_time_out: bool = True, device: torch.device | str = "cpu"
+    ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be positive")
         self.quotas = list(quotas)
@@ -81,7 +83,13 @@ class EpisodeCounter:
     def done(self) -> bool:
         return all(c >= q for c, q in zip(self.counted, self.quotas))
 
-    def update(self, rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, success: torch.Tensor | None = None) -> list[Episode]:
+    def update(
+        self,
+        rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        success: torch.Tensor | None = None,
+    ) -> list[Episode]:
         """Take one step's results (one value per environment); return the episodes counted by this step.
 
         Afterwards ``ended[i]`` says whether environment ``i``'s episode ended with this step (by the environment,
@@ -146,4 +154,3 @@ def loop_step_limit(quotas: list[int], max_steps: int, env_max_length: int | Non
     """An upper bound on loop steps: every counted episode ends within the step limit plus a drain."""
     drain = env_max_length if env_max_length and env_max_length > 0 else max_steps
     return max(quotas) * (max_steps + drain + 1) + 1 if quotas else 0
-

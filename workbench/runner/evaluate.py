@@ -33,7 +33,11 @@ from workbench.runner.episodes import COLUMNS, Episode, EpisodeCounter, episode_
 from workbench.runner.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
 DEFAULT_SEED = 42
-AGENT_ENTRY_POINTS = {"rsl_rl": "rsl_rl_cfg_entry_point", "rl_games": "rl_games_cfg_entry_point", "skrl": "skrl_cfg_entry_point"}
+AGENT_ENTRY_POINTS = {
+    "rsl_rl": "rsl_rl_cfg_entry_point",
+    "rl_games": "rl_games_cfg_entry_point",
+    "skrl": "skrl_cfg_entry_point",
+}
 PROGRESS_INTERVAL_S = 1.0
 
 
@@ -56,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--video-width", type=int, default=640)
     parser.add_argument("--video-height", type=int, default=360)
     parser.add_argument("--video-episodes", type=int, default=2)
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="Hydra override (env.* / agent.*)")
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="Hydra override (env.* / agent.*)"
+    )
     args = parser.parse_args(argv)
     for name in ("num_envs", "num_episodes", "steps_per_episode", "video_episodes"):
         if getattr(args, name) < 1:
@@ -88,7 +94,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="workbench-policy-") as download_dir:
         checkpoint = resolve_selector(args.checkpoint, Path(download_dir))
         info = inspect_checkpoint(checkpoint, args.rl_library)
-        print(f"policy: {checkpoint} ({info.library}, {info.obs_dim} observations, {info.action_dim} actions)", flush=True)
+        print(
+            f"policy: {checkpoint} ({info.library}, {info.obs_dim} observations, {info.action_dim} actions)", flush=True
+        )
         return _run(args, info)
 
 
@@ -118,7 +126,6 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
     launcher_args.num_envs = len(quotas)
     with launch_simulation(env_cfg, launcher_args), contextlib.ExitStack() as cleanup:
         from isaaclab.utils.seed import configure_seed
-
         from isaaclab_rl.entrypoints.common import close_env, create_isaaclab_env
 
         launcher_args.frontend = "torch"
@@ -141,7 +148,9 @@ def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         return resolve_task_config(args.task, entry_point, play_mode=True, overrides=list(args.override))
     except Exception as exc:  # unknown task, missing agent config, bad override
-        raise EvaluationError(f"cannot build task {args.task!r} for {args.rl_library}: {type(exc).__name__}: {exc}") from exc
+        raise EvaluationError(
+            f"cannot build task {args.task!r} for {args.rl_library}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _space_size(space: Any) -> int | None:
@@ -184,13 +193,21 @@ def _success_source(env: Any) -> tuple[str, Callable[[], Any] | None]:
 
 
 def _loop(
-    args: argparse.Namespace, agent: Any, recorder: Any, quotas: list[int], video_episodes: int, seed: int, info: CheckpointInfo
+    args: argparse.Namespace,
+    agent: Any,
+    recorder: Any,
+    quotas: list[int],
+    video_episodes: int,
+    seed: int,
+    info: CheckpointInfo,
 ) -> dict[str, Any]:
     import torch
 
     env = recorder.unwrapped
     criterion, success_term = _success_source(env)
-    counter = EpisodeCounter(quotas, args.steps_per_episode, success_on_time_out=success_term is None, device=env.device)
+    counter = EpisodeCounter(
+        quotas, args.steps_per_episode, success_on_time_out=success_term is None, device=env.device
+    )
     limit = loop_step_limit(quotas, args.steps_per_episode, getattr(env, "max_episode_length", None))
     clips = _Clips(env, args, video_episodes)
     total = args.num_episodes
@@ -323,7 +340,12 @@ class RslRlAgent:
     """An rsl_rl policy (``model_<n>.pt``) through Isaac Lab's RslRlVecEnvWrapper and runner."""
 
     def __init__(self, env: Any, agent_cfg: Any, path: Path, device: str, seed: int) -> None:
-        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, check_rsl_rl_version, create_rsl_rl_runner, handle_deprecated_rsl_rl_cfg
+        from isaaclab_rl.rsl_rl import (
+            RslRlVecEnvWrapper,
+            check_rsl_rl_version,
+            create_rsl_rl_runner,
+            handle_deprecated_rsl_rl_cfg,
+        )
 
         agent_cfg.device = device
         agent_cfg.seed = seed
@@ -346,10 +368,9 @@ class RlGamesAgent:
     """An rl_games policy (``.pth``) through Isaac Lab's RlGamesVecEnvWrapper and rl_games' player."""
 
     def __init__(self, env: Any, agent_cfg: dict, path: Path, device: str, seed: int) -> None:
-        from rl_games.torch_runner import Runner
-
         from isaaclab.utils import index_fill_
         from isaaclab_rl.rl_games import RlGamesVecEnvWrapper, register_rl_games_env
+        from rl_games.torch_runner import Runner
 
         params = agent_cfg["params"]
         params["seed"] = seed

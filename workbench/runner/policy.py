@@ -92,9 +92,7 @@ def newest_checkpoint(directory: Path) -> Path:
     numbered = [p for p in candidates if checkpoint_number(p) is not None]
     if not numbered:
         found = ", ".join(sorted(p.name for p in directory.iterdir())[:10]) or "nothing"
-        raise PolicyError(
-            f"no numbered checkpoint (model_<iteration>.pt) in {directory}; found {found}"
-        )
+        raise PolicyError(f"no numbered checkpoint (model_<iteration>.pt) in {directory}; found {found}")
     return max(numbered, key=lambda p: (checkpoint_number(p), p.name))
 
 
@@ -109,7 +107,9 @@ def load_checkpoint(path: Path) -> Mapping[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise PolicyError(f"policy checkpoint {path} is corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise PolicyError(
+            f"policy checkpoint {path} is corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(data, Mapping):
         raise PolicyError(f"policy checkpoint {path} holds a {type(data).__name__}, expected a dictionary of weights")
     return data
@@ -166,7 +166,11 @@ def _state_dict(data: Mapping[str, Any], key: str, path: Path) -> Mapping[str, A
 
 
 def _first_linear_inputs(state: Mapping[str, Any], prefix: str) -> int | None:
-    weights = [(k, v) for k, v in state.items() if k.startswith(prefix) and k.endswith(".weight") and getattr(v, "ndim", 0) == 2]
+    weights = [
+        (k, v)
+        for k, v in state.items()
+        if k.startswith(prefix) and k.endswith(".weight") and getattr(v, "ndim", 0) == 2
+    ]
     return int(weights[0][1].shape[1]) if weights else None
 
 

@@ -10,7 +10,8 @@ from workbench_infra.config import PipelineConfig
 
 
 class Network(Construct):
-    """A new VPC (2 zones, one NAT gateway, flow logs) or the configured existing one."""
+    """A new VPC (2 zones, one NAT gateway, flow logs, an S3 gateway endpoint so job inputs and outputs bypass
+    the NAT gateway) or the configured existing one."""
 
     def __init__(self, scope: Construct, id: str, config: PipelineConfig) -> None:
         super().__init__(scope, id)
@@ -38,5 +39,6 @@ class Network(Construct):
             )
             flow_logs = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
             self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
+            self.vpc.add_gateway_endpoint("S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3)
         self.compute_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.storage_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)

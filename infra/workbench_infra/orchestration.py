@@ -21,6 +21,7 @@ ends in the Fail state "Job failed" with that error and cause.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,14 +49,12 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HEARTBEAT_SECONDS = 1800
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
 EXECUTION_TIMEOUT = Duration.hours(9)
-_STAGING: list[tempfile.TemporaryDirectory] = []
 
 
 def lambda_code(name: str, with_spec: bool = False) -> lambda_.Code:
     """The asset of ``infra/lambdas/<name>``; ``with_spec`` adds the stdlib-only ``workbench.spec`` modules."""
-    staging = tempfile.TemporaryDirectory(prefix=f"workbench-lambda-{name}-")
-    _STAGING.append(staging)
-    root = Path(staging.name)
+    root = Path(tempfile.mkdtemp(prefix=f"workbench-lambda-{name}-"))
+    atexit.register(shutil.rmtree, root, True)
     shutil.copy2(LAMBDAS_DIR / name / "handler.py", root / "handler.py")
     if with_spec:
         package = root / "workbench"

@@ -118,6 +118,8 @@ def test_vpc_has_private_subnets_behind_a_nat_gateway(template):
     ]
     assert types.count("Private") == 2 and types.count("Isolated") == 2
     assert resources_of_type(template, "AWS::EC2::FlowLog")
+    (endpoint,) = resources_of_type(template, "AWS::EC2::VPCEndpoint").values()
+    assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
 
 
 def test_existing_vpc_and_bucket_create_neither(variant_template):

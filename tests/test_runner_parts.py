@@ -59,6 +59,13 @@ def test_own_progress_and_error_lines() -> None:
     assert parser.error == "the checkpoint is not an rsl_rl policy"
 
 
+def test_missing_asset_becomes_the_failure_reason() -> None:
+    parser = ProgressParser("rsl_rl")
+    parser.feed("FileNotFoundError: Unable to resolve the file: /home/u/.workbench/assets/Isaac/Robots/Ant/ant.usd")
+    assert parser.error.startswith("asset not found: /home/u/.workbench/assets/Isaac/Robots/Ant/ant.usd")
+    assert "WORKBENCH_ASSETS=nucleus" in parser.error
+
+
 def test_newest_checkpoint_compares_iterations_as_numbers(tmp_path: Path) -> None:
     for n in (999, 1500, 50):
         (tmp_path / f"model_{n}.pt").write_bytes(b"x")

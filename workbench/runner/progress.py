@@ -25,6 +25,7 @@ _RSL_FIELDS = {
 _NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 _RL_GAMES = re.compile(r"fps step: (\d+) .*fps total: (\d+) epoch: (\d+)(?:/(\d+))?")
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
+_MISSING_ASSET = re.compile(r"FileNotFoundError: Unable to resolve the file: (\S+)")
 _PROGRESS_KEYS = ("iteration", "max_iterations", "mean_reward", "mean_episode_length", "steps_per_second")
 
 
@@ -44,6 +45,13 @@ class ProgressParser:
             return _parse_own_progress(line[len(PROGRESS_PREFIX):])
         if line.startswith(ERROR_PREFIX):
             self.error = line[len(ERROR_PREFIX):].strip()
+            return None
+        if missing := _MISSING_ASSET.search(line):
+            self.error = (
+                f"asset not found: {missing.group(1)}. Copy it to that path (the same layout as NVIDIA's asset "
+                "server under the asset root), or set WORKBENCH_ASSETS=nucleus to download assets at run time "
+                "(needs network)"
+            )
             return None
         if self.library == "rsl_rl":
             return _parse_rsl_rl(line)

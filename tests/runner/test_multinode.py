@@ -9,8 +9,10 @@ from workbench.runner.multinode import (
     NCCL_ENV,
     NodeContext,
     distributed_command,
+    distributed_launch,
     distributed_env,
     is_main_node,
+    master_port,
     node_context_from_env,
     shared_run_timestamp,
     worker_script,
@@ -111,3 +113,23 @@ def test_child_env_keeps_nvlink_multicast_off():
     env = distributed_env({"PATH": "/bin", "NCCL_NVLS_ENABLE": "1"})
     assert env["PATH"] == "/bin"
     assert {k: env[k] for k in NCCL_ENV} == {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def test_one_process_on_one_device_needs_no_distributed_launch():
+    assert distributed_launch({"numNodes": 1, "gpusPerNode": 1}, "job", "cuda:0", {}) is None
+
+
+def test_a_worker_node_launches_torchrun_and_leaves_the_report_to_the_main_node():
+    launch = distributed_launch({"numNodes": 4, "gpusPerNode": 2}, "job-7", "cuda:0", batch_env(1))
+    assert not launch.is_main
+    command = launch.command(TRAIN)
+    assert command[command.index("--node_rank") + 1] == "1"
+    assert command[command.index("--master_port") + 1] == str(master_port("job-7"))
+    assert command[-2:] == ["--run_timestamp", shared_run_timestamp("job-7")]
+    assert launch.environment({})["NCCL_NVLS_ENABLE"] == "0"
+    assert distributed_launch({"numNodes": 4, "gpusPerNode": 2}, "job-7", "cuda:0", batch_env(0, address=None)).is_main
+
+
+def test_distributed_training_on_the_cpu_is_refused_with_the_reason():
+    with pytest.raises(RunnerError, match="needs GPUs"):
+        distributed_launch({"numNodes": 1, "gpusPerNode": 4}, "job", "cpu", {})

@@ -23,6 +23,7 @@ from workbench.runner import commands, outputs
 from workbench.runner.assets import asset_root_for
 from workbench.runner.channels import Channel, write_json_atomic
 from workbench.runner.custom_env import CustomEnvironment, install_custom_environment
+from workbench.runner.multinode import DistributedLaunch, distributed_launch
 from workbench.runner.process import ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
 from workbench.runner.resume import ResumePoint, merge_metrics, resume_arguments, resume_checkpoint
@@ -103,6 +104,7 @@ class JobRunner:
         self._job_log = None
         self._rollouts: int | None = None
         self._resume: ResumePoint | None = None
+        self._launch: DistributedLaunch | None = None
         self._slot: int | None = None
         self._log_lock = threading.Lock()
 
@@ -165,6 +167,10 @@ class JobRunner:
                 arguments += resume_arguments(spec.rl_library, self._resume, spec.training["maxIterations"])
                 self._say(f"resuming from {self._resume.source}: iteration {self._resume.iteration} of that training")
             command = commands.isaaclab_command("train", arguments)
+            self._launch = distributed_launch(spec.compute, self.settings.job_id, device, self.settings.environ)
+            if self._launch is not None:
+                self._say(self._launch.describe())
+                command = self._launch.command(command)
         else:
             checkpoint = self._policy_checkpoint(spec)
             command = commands.evaluate_command(commands.evaluate_arguments(spec, device, checkpoint, self.work_dir))
@@ -172,6 +178,8 @@ class JobRunner:
             return self._finish(JobState.CANCELLED, self.cancel_reason)
         self._say(f"{spec.mode} {spec.task} with {spec.rl_library} on {device}: {' '.join(command)}")
         env = commands.child_environment(self.settings.environ, env_extra, pythonpath)
+        if self._launch is not None:
+            env = self._launch.environment(env)
         parser = ProgressParser(spec.rl_library, self._rollouts)
         code = self._supervise(command, child_dir, env, parser, spec)
         return self._conclude(spec, code, parser)
@@ -266,6 +274,8 @@ class JobRunner:
             self._export_safely(spec)
             reason = parser.error or f"the {spec.mode} process failed ({describe_exit(code)}); see logs/job.log"
             return self._finish(JobState.FAILED, reason)
+        if self._launch is not None and not self._launch.is_main:
+            return self._finish(JobState.SUCCEEDED, "this worker node finished; the main node uploads and reports")
         if spec.mode == "train":
             self._export_training(spec, final=True)
         self.settings.storage.upload(self.work_dir)
@@ -296,7 +306,7 @@ class JobRunner:
 
     def _export_safely(self, spec: JobSpec) -> None:
         """Keep what a failed or cancelled training had saved (checkpoints, metrics) for a later resume."""
-        if spec.mode != "train":
+        if spec.mode != "train" or (self._launch is not None and not self._launch.is_main):
             return
         try:
             self._export_training(spec, final=False)

@@ -133,6 +133,46 @@ def distributed_command(
     ]
 
 
+@dataclass(frozen=True)
+class DistributedLaunch:
+    """How this node launches a distributed training: the torchrun command, the child environment, its role."""
+
+    ctx: NodeContext | None
+    gpus_per_node: int
+    run_timestamp: str
+    port: int
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this node uploads the outputs and reports the job's end."""
+        return self.ctx is None or self.ctx.is_main
+
+    def command(self, train_command: Sequence[str]) -> list[str]:
+        return distributed_command(train_command, self.ctx, self.gpus_per_node, self.run_timestamp, self.port)
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        return distributed_env(environ)
+
+    def describe(self) -> str:
+        where = self.ctx.describe() if self.ctx else "one node"
+        return f"distributed training on {where}, {self.gpus_per_node} GPU(s) per node, run {self.run_timestamp}"
+
+
+def distributed_launch(compute: Mapping[str, object], job_id: str, device: str,
+                       environ: Mapping[str, str]) -> DistributedLaunch | None:
+    """The distributed launch for a training job, or ``None`` for one process on one device (plain ``isaaclab train``)."""
+    ctx = node_context_from_env(environ)
+    gpus = int(compute.get("gpusPerNode") or 1)
+    if ctx is None and gpus == 1:
+        return None
+    if "cpu" in device:
+        raise RunnerError(
+            "distributed training (several nodes or computeConfig.gpusPerNode > 1) needs GPUs; Isaac Lab refuses it "
+            "on the CPU: set trainingConfig.device to cuda, or use one node with gpusPerNode 1"
+        )
+    return DistributedLaunch(ctx, gpus, shared_run_timestamp(job_id), master_port(job_id))
+
+
 def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The child's environment for a distributed run: ``environ`` with the NCCL settings enforced."""
     return {**environ, **NCCL_ENV}

@@ -188,7 +188,7 @@ def _submit(spec: JobSpec, args: argparse.Namespace) -> int:
     print(f"submitted job {job.job_id} ({spec.mode} {spec.task} with {spec.rl_library}) on {args.backend}")
     if not args.wait:
         return EXIT_OK
-    status = _follow(job)
+    status = follow_job(job)
     outputs = job.outputs()
     if status.state is JobState.SUCCEEDED:
         print(f"job {job.job_id} SUCCEEDED; outputs in {outputs}")
@@ -198,7 +198,7 @@ def _submit(spec: JobSpec, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _follow(job: Job, poll_interval: float = 1.0) -> JobStatus:
+def follow_job(job: Job, poll_interval: float = 1.0) -> JobStatus:
     """Show a progress bar (iteration x/N, steps/s, reward) until the job ends."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

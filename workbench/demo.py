@@ -12,13 +12,13 @@ import sys
 from workbench import results
 from workbench.backends import get_backend
 from workbench.backends.base import Job
-from workbench.cli import _follow
+from workbench.cli import follow_job
 from workbench.spec import parse_spec
 from workbench.status import JobState
 
 
 def _run(job: Job, what: str) -> None:
-    status = _follow(job)
+    status = follow_job(job)
     if status.state is not JobState.SUCCEEDED:
         print(f"{what} {status.state.value}: {status.reason}\nlog: {job.outputs() / 'logs' / 'job.log'}")
         sys.exit(1)

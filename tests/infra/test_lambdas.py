@@ -87,11 +87,13 @@ def test_prepare_rejects_objects_outside_the_pipeline_prefixes_and_local_files(s
     assert "is a local file; upload it to S3 first" in message
 
 
-def test_prepare_lets_resume_name_a_previous_job(s3):
+def test_prepare_resumes_a_previous_job_from_its_checkpoints_on_efs(s3):
     previous = "0f8fad5b-d9cb-469f-a165-70867728950e"
     document = {"trainingConfig": {"task": "Isaac-Cartpole-Direct", "resumeFrom": previous}}
     prepared = prepare.prepare({"jobId": "job-5", "inputParameters": document}, SETTINGS, s3)
-    assert json.loads(prepared["environment"]["WORKBENCH_JOB_SPEC"])["trainingConfig"]["resumeFrom"] == previous
+    resume = json.loads(prepared["environment"]["WORKBENCH_JOB_SPEC"])["trainingConfig"]["resumeFrom"]
+    assert resume == f"/mnt/efs/checkpoints/{previous}"
+    assert any(previous in notice and "EFS" in notice for notice in prepared["notices"])
 
 
 def test_prepare_explains_that_instance_type_is_not_used(s3):

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.spec import JobSpec, SpecError, parse_spec
+from workbench.spec import JobSpec, SpecError, is_job_id, parse_spec
 
 PER_JOB_ENVIRONMENT = ("WORKBENCH_JOB_ID", "WORKBENCH_JOB_SPEC", "WORKBENCH_OUTPUT_URI", "WORKBENCH_CHECKPOINT_DIR")
 TASK_TOKEN_VARIABLE = "WORKBENCH_TASK_TOKEN"
@@ -84,6 +84,11 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
     output_uri = f"s3://{settings.bucket}/{OUTPUT_PREFIX}{job_id}"
     multi_node = spec.num_nodes > 1
     notices = list(spec.notices)
+    resume = spec.training.get("resumeFrom")
+    if isinstance(resume, str) and is_job_id(resume):
+        checkpoints = _checkpoint_dir(settings, resume)
+        spec = spec.with_training(resumeFrom=checkpoints)
+        notices.append(f"trainingConfig.resumeFrom: job {resume} resumes from its checkpoints on EFS, {checkpoints}")
     if spec.compute.get("instanceType"):
         notices.append(
             "computeConfig.instanceType is not used on AWS Batch: the compute environment picks a g6, g6e or g5 "
@@ -103,7 +108,7 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
             "WORKBENCH_JOB_ID": job_id,
             "WORKBENCH_JOB_SPEC": spec.to_json(indent=None),
             "WORKBENCH_OUTPUT_URI": output_uri,
-            "WORKBENCH_CHECKPOINT_DIR": f"{settings.checkpoint_root.rstrip('/')}/{job_id}",
+            "WORKBENCH_CHECKPOINT_DIR": _checkpoint_dir(settings, job_id),
         },
         "notices": notices,
     }
@@ -124,9 +129,14 @@ def _referenced_uris(spec: JobSpec) -> list[tuple[str, str]]:
     return [(field, uri) for field, uri in uris if isinstance(uri, str)]
 
 
+def _checkpoint_dir(settings: Settings, job_id: str) -> str:
+    """Where the runner of job ``job_id`` keeps its checkpoints (EFS, shared by every job)."""
+    return f"{settings.checkpoint_root.rstrip('/')}/{job_id}"
+
+
 def _check_uri(field: str, uri: str, settings: Settings, s3_client: Any) -> str | None:
-    if field == "trainingConfig.resumeFrom" and not uri.startswith(("s3://", "file://", "/", ".")):
-        return None  # a previous job's id: the runner finds its checkpoints on EFS
+    if field == "trainingConfig.resumeFrom" and is_job_id(uri):
+        return None  # a previous job: its checkpoints are on EFS
     if not uri.startswith("s3://"):
         return f"{field}: {uri!r} is a local file; upload it to S3 first (the aws backend does this for you)"
     if not uri.startswith(settings.readable_prefixes):

@@ -83,14 +83,14 @@ def test_distributed_command_follows_isaaclab_train_multigpu():
     }
     worker_args = cmd[cmd.index(worker_script()) + 1:]
     assert worker_args[:-3] == TRAIN[2:]
-    assert worker_args[-3:] == ["--distributed", "--run_timestamp", ts]
+    assert worker_args[-3:] == ["--run_timestamp", ts, "--distributed"]
     assert worker_args.count("--run_timestamp") == 1
 
 
 def test_every_node_gets_the_same_run_folder_name():
     job = "11111111-2222-3333-4444-555555555555"
     commands = [distributed_command(TRAIN, node_context_from_env(batch_env(i), "10.0.1.5"), 1, shared_run_timestamp(job)) for i in range(4)]
-    assert len({tuple(c[c.index("--run_timestamp"):]) for c in commands}) == 1
+    assert len({c[c.index("--run_timestamp") + 1] for c in commands}) == 1
 
 
 def test_single_node_multi_gpu_runs_locally():
@@ -125,7 +125,7 @@ def test_a_worker_node_launches_torchrun_and_leaves_the_report_to_the_main_node(
     command = launch.command(TRAIN)
     assert command[command.index("--node_rank") + 1] == "1"
     assert command[command.index("--master_port") + 1] == str(master_port("job-7"))
-    assert command[-2:] == ["--run_timestamp", shared_run_timestamp("job-7")]
+    assert command[-3:-1] == ["--run_timestamp", shared_run_timestamp("job-7")]
     assert launch.environment({})["NCCL_NVLS_ENABLE"] == "0"
     assert distributed_launch({"numNodes": 4, "gpusPerNode": 2}, "job-7", "cuda:0", batch_env(0, address=None)).is_main
 
@@ -133,3 +133,17 @@ def test_a_worker_node_launches_torchrun_and_leaves_the_report_to_the_main_node(
 def test_distributed_training_on_the_cpu_is_refused_with_the_reason():
     with pytest.raises(RunnerError, match="needs GPUs"):
         distributed_launch({"numNodes": 1, "gpusPerNode": 4}, "job", "cpu", {})
+
+
+def test_the_launch_is_the_one_isaaclab_train_multigpu_builds():
+    """Same command as Isaac Lab's own launcher for the same node, GPUs, rendezvous and training arguments."""
+    from isaaclab.cli.multigpu import build_launch_command, build_parser
+    from isaaclab_rl.entrypoints.multigpu import LAUNCHER_CFG
+
+    ctx = node_context_from_env(batch_env(2))
+    ours = distributed_command(TRAIN, ctx, gpus_per_node=4, run_timestamp="job-x", port=29555)
+    argv = ["--num_gpus", "4", "--nnodes", "4", "--node_rank", "2", "--master_addr", "10.0.1.5", "--master_port", "29555",
+            "--rdzv_backend", "static", *TRAIN[2:], "--run_timestamp", "job-x"]
+    args_cli, worker_args = build_parser(LAUNCHER_CFG).parse_known_args(argv)
+    theirs = build_launch_command(args_cli, worker_args, LAUNCHER_CFG)
+    assert ours == theirs

@@ -128,8 +128,8 @@ def distributed_command(
         "--local_ranks_filter", "0",
         worker_script(),
         *args,
-        "--distributed",
         "--run_timestamp", run_timestamp,
+        "--distributed",
     ]
 
 

@@ -5,6 +5,10 @@ Isaac Lab's ``play`` never stops on its own and prints no metrics, so the runner
 resolution, launcher and library wrappers), loads the policy with its library, and steps ``--num-envs``
 environments until exactly ``--num-episodes`` episodes are counted, each cut at ``--steps-per-episode`` steps.
 
+Which episodes count is fixed up front (see :mod:`workbench.runner.episodes`): environment 0 counts the recorded
+episodes, the others share the rest round-robin, and no more environments are simulated than there are episodes to
+count. Actions are the policies' deterministic (mean) actions; the same seed gives the same episodes.
+
 Writes into ``--output-dir``: ``metrics.csv`` (one row per episode), ``evaluation-summary.json`` and, with
 ``--record-video``, ``videos/episode_<n>.mp4`` (the first ``--video-episodes`` episodes of environment 0).
 Progress goes to stdout as ``WORKBENCH_PROGRESS {...}`` lines; a known failure ends with ``WORKBENCH_ERROR <reason>``
@@ -210,10 +214,12 @@ def _loop(
     )
     limit = loop_step_limit(quotas, args.steps_per_episode, getattr(env, "max_episode_length", None))
     clips = _Clips(env, args, video_episodes)
-    total = args.num_episodes
+    fewer = ""
+    if len(quotas) < args.num_envs:
+        fewer = f" (of {args.num_envs} asked: {args.num_episodes} episodes need no more)"
     print(
-        f"evaluating {args.task} ({args.rl_library}) on {len(quotas)} envs: {total} episodes of at most "
-        f"{args.steps_per_episode} steps, seed {seed}, success = {criterion}",
+        f"evaluating {args.task} ({args.rl_library}) on {len(quotas)} envs{fewer}: {args.num_episodes} episodes of "
+        f"at most {args.steps_per_episode} steps, seed {seed}, success = {criterion}",
         flush=True,
     )
     obs = agent.reset()

@@ -5,33 +5,32 @@ Implementations are imported only when asked for, so local use never imports bot
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from workbench.backends.base import Backend, Job
 from workbench.errors import WorkbenchError
+from workbench.registry import Registry
 
-_BACKENDS: dict[str, str] = {
+BACKENDS = Registry("backend", {
     "local": "workbench.backends.local:LocalBackend",
     "aws": "workbench.backends.aws:AwsBackend",
-}
-
-
-def register_backend(name: str, target: str) -> None:
-    """Register ``"module:Class"`` under ``name`` (papermill-style engine registry)."""
-    _BACKENDS[name] = target
+})
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered under ``name``."""
+    if name not in BACKENDS:
+        raise WorkbenchError(f"unknown backend {name!r}; available: {', '.join(backend_names())}")
+    return BACKENDS.load(name)
 
 
 def get_backend(name: str = "local", **options: Any) -> Backend:
     """Build the backend registered under ``name`` with its options."""
-    if name not in _BACKENDS:
-        raise WorkbenchError(f"unknown backend {name!r}; available: {', '.join(backend_names())}")
-    module, cls = _BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    return backend_class(name)(**options)
 
 
-__all__ = ["Backend", "Job", "get_backend", "register_backend", "backend_names"]
+__all__ = ["BACKENDS", "Backend", "Job", "get_backend", "backend_class", "backend_names"]

@@ -8,13 +8,13 @@ task heartbeats and success/failure with the token from ``WORKBENCH_TASK_TOKEN``
 from __future__ import annotations
 
 import abc
-import importlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 from workbench.errors import RunnerError
+from workbench.registry import Registry
 from workbench.status import JobStatus
 
 
@@ -47,14 +47,10 @@ class MultiChannel(Channel):
             channel.publish(status, heartbeat)
 
 
-_CHANNELS: dict[str, str] = {
+CHANNELS = Registry("channel", {
     "file": "workbench.runner.channels:FileChannel",
     "sfn": "workbench.runner.sfn_channel:StepFunctionsChannel",
-}
-
-
-def register_channel(scheme: str, target: str) -> None:
-    _CHANNELS[scheme] = target
+})
 
 
 def open_channel(uri: str) -> Channel:
@@ -63,10 +59,9 @@ def open_channel(uri: str) -> Channel:
     if len(uris) > 1:
         return MultiChannel([open_channel(u) for u in uris])
     scheme, _, rest = uri.partition(":") if ":" in uri else ("file", "", uri)
-    if scheme not in _CHANNELS:
+    if scheme not in CHANNELS:
         raise RunnerError(f"unknown channel {uri!r}; use file:///path/status.json or sfn:")
-    module, cls = _CHANNELS[scheme].split(":")
-    channel_class = getattr(importlib.import_module(module), cls)
+    channel_class = CHANNELS.load(scheme)
     return channel_class(rest.removeprefix("//")) if scheme == "file" else channel_class()
 
 

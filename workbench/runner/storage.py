@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from workbench.errors import RunnerError
+from workbench.registry import Registry
 
 
 class Storage(abc.ABC):
@@ -39,14 +40,10 @@ class LocalStorage(Storage):
         shutil.copytree(local_dir, self.path, dirs_exist_ok=True)
 
 
-_STORAGES: dict[str, str] = {
+STORAGES = Registry("storage", {
     "file": "workbench.runner.storage:LocalStorage",
     "s3": "workbench.runner.s3_storage:S3Storage",
-}
-
-
-def register_storage(scheme: str, target: str) -> None:
-    _STORAGES[scheme] = target
+})
 
 
 def _scheme(uri: str) -> str:
@@ -55,11 +52,10 @@ def _scheme(uri: str) -> str:
 
 def open_storage(uri: str) -> Storage:
     scheme = _scheme(uri)
-    if scheme not in _STORAGES:
+    if scheme not in STORAGES:
         raise RunnerError(f"unsupported output location {uri!r}; use a directory or s3://bucket/prefix")
-    module, cls = _STORAGES[scheme].split(":")
     target = uri.removeprefix("file://") if scheme == "file" else uri
-    return getattr(importlib.import_module(module), cls)(target)
+    return STORAGES.load(scheme)(target)
 
 
 def fetch_input(uri: str, dest_dir: Path) -> Path:

@@ -9,7 +9,7 @@ import sys
 import boto3
 import pytest
 
-from workbench.backends.aws import AwsBackend
+from workbench.backends.aws import AwsBackend, running_state, sagemaker_session
 from workbench.backends.aws_costs import PRICES_PER_HOUR, estimate
 from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError
 from workbench.spec import SpecError, parse_spec
@@ -103,3 +103,46 @@ def test_local_use_never_imports_boto3():
             "print(sorted(m for m in ('boto3', 'botocore', 'sagemaker') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("batch_status", "age_s", "state", "words"),
+    [
+        (None, 0, JobState.SUBMITTED, "validating"),
+        ("SUBMITTED", 0, JobState.SUBMITTED, "SUBMITTED"),
+        ("RUNNABLE", 30, JobState.SUBMITTED, "waiting for a GPU instance"),
+        ("RUNNABLE", 3600, JobState.SUBMITTED, "quota"),
+        ("STARTING", 0, JobState.STARTING, "STARTING"),
+        ("RUNNING", 0, JobState.RUNNING, "RUNNING"),
+    ],
+)
+def test_the_batch_state_is_explained_while_the_execution_runs(batch_status, age_s, state, words):
+    now = 1_800_000_000.0
+    job = None if batch_status is None else {"status": batch_status, "createdAt": int((now - age_s) * 1000)}
+    got_state, reason = running_state(job, now)
+    assert got_state is state and words in reason
+
+
+def test_outside_sagemaker_the_default_session_is_used(monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_INTERNAL_IMAGE_URI", raising=False)
+    assert sagemaker_session() is None
+
+
+def test_inside_sagemaker_without_its_sdk_the_default_session_is_used(monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_INTERNAL_IMAGE_URI", "studio")
+    monkeypatch.setitem(sys.modules, "sagemaker", None)
+    assert sagemaker_session() is None
+
+
+def test_videos_get_presigned_urls_that_serve_them(backend):
+    import urllib.request
+
+    from workbench.backends.aws import AwsJob
+
+    job = AwsJob(backend, "0c0c0c0c-1111-2222-3333-444444444444")
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=backend.config.bucket, Key=f"outputs/{job.job_id}/videos/episode-0.mp4", Body=b"\x00mp4")
+    s3.put_object(Bucket=backend.config.bucket, Key=f"outputs/{job.job_id}/metrics.csv", Body=b"step\n")
+    urls = job.video_urls(expires_in=600)
+    assert list(urls) == ["videos/episode-0.mp4"]
+    assert urllib.request.urlopen(urls["videos/episode-0.mp4"], timeout=10).read() == b"\x00mp4"

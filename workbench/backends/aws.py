@@ -139,26 +139,8 @@ class AwsJob(Job):
             if not batch or batch[0]["status"] in ("SUCCEEDED", "FAILED"):
                 self._final = status
             return status
-        state, reason = self._running_state(batch)
+        state, reason = running_state(batch[0] if batch else None, time.time())
         return JobStatus(state=state, reason=reason, **common)
-
-    def _running_state(self, batch: list[dict]) -> tuple[JobState, str]:
-        if not batch:
-            return JobState.SUBMITTED, "validating and preparing the job"
-        job = batch[0]
-        batch_status = job["status"]
-        if batch_status == "RUNNABLE":
-            waited = time.time() - job.get("createdAt", time.time() * 1000) / 1000
-            if waited > RUNNABLE_PATIENCE_S:
-                return JobState.SUBMITTED, (
-                    f"the Batch job has waited {waited / 60:.0f} min for a GPU instance (RUNNABLE): the region may "
-                    "have no g6/g6e/g5 capacity right now, or the account's EC2 quota for G instances (vCPUs of "
-                    "'Running On-Demand G and VT instances') is too low; check Service Quotas, or wait"
-                )
-            return JobState.SUBMITTED, "waiting for a GPU instance (Batch job RUNNABLE)"
-        if batch_status in BATCH_STATES:
-            return BATCH_STATES[batch_status], f"Batch job {batch_status}"
-        return JobState.RUNNING, f"Batch job {batch_status}, waiting for the runner's report"
 
     def _failure_reason(self, execution: dict, batch: list[dict]) -> str:
         if execution["status"] == "ABORTED":
@@ -549,6 +531,25 @@ class AwsBackend(Backend):
             return reservations[0]["Instances"][0]["InstanceType"]
         except (aws.sdk_errors(), KeyError, IndexError):
             return None
+
+
+def running_state(batch_job: Mapping[str, Any] | None, now: float) -> tuple[JobState, str]:
+    """The state of a job whose execution runs, from its Batch job (None: not submitted to Batch yet)."""
+    if batch_job is None:
+        return JobState.SUBMITTED, "validating and preparing the job"
+    batch_status = batch_job["status"]
+    if batch_status == "RUNNABLE":
+        waited = now - batch_job.get("createdAt", now * 1000) / 1000
+        if waited > RUNNABLE_PATIENCE_S:
+            return JobState.SUBMITTED, (
+                f"the Batch job has waited {waited / 60:.0f} min for a GPU instance (RUNNABLE): the region may have "
+                "no g6/g6e/g5 capacity right now, or the account's EC2 quota for G instances (vCPUs of 'Running "
+                "On-Demand G and VT instances') is too low; check Service Quotas, or wait"
+            )
+        return JobState.SUBMITTED, "waiting for a GPU instance (Batch job RUNNABLE)"
+    if batch_status in BATCH_STATES:
+        return BATCH_STATES[batch_status], f"Batch job {batch_status}"
+    return JobState.RUNNING, f"Batch job {batch_status}, waiting for the runner's report"
 
 
 def _plain_cause(cause: str) -> str:

@@ -26,7 +26,7 @@ NOTEBOOKS = ROOT / "notebooks"
 NAMES = ["01_train", "02_evaluate", "03_sweep", "04_custom_environment"]
 
 
-def _execute(name: str, out_dir: Path, **parameters: object) -> nbformat.NotebookNode:
+def _execute(name: str, out_dir: Path, /, **parameters: object) -> nbformat.NotebookNode:
     out = out_dir / f"{name}.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters,
                                kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False)
@@ -73,6 +73,9 @@ def test_evaluate_notebook_evaluates_a_trained_job(trained: tuple[str, nbformat.
     notebook = _execute("02_evaluate", tmp_path, policy=job_id, num_envs=4, num_episodes=2, steps_per_episode=50)
     text = _text(notebook)
     assert ": SUCCEEDED" in text, text[-2000:]
+    assert "mean_return" in text, "the evaluation summary is shown"
+    last = notebook.cells[-1].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in last), "the clip player is shown"
 
 
 def test_sweep_notebook_runs_trials_as_notebooks(tmp_path: Path) -> None:

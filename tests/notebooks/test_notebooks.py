@@ -74,6 +74,7 @@ def test_evaluate_notebook_evaluates_a_trained_job(trained: tuple[str, nbformat.
     text = _text(notebook)
     assert ": SUCCEEDED" in text, text[-2000:]
     assert "mean_return" in text, "the evaluation summary is shown"
+    assert "clips: ['episode_" in text, "the evaluation recorded clips"
     last = notebook.cells[-1].outputs
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in last), "the clip player is shown"
 

@@ -37,6 +37,9 @@ REWARD_TAGS = ("Train/mean_reward", "rewards/step", "Reward / Total reward (mean
 EPISODE_LENGTH_TAGS = ("Train/mean_episode_length", "episode_lengths/step", "Episode / Total timesteps (mean)")
 SECONDARY_AXIS_SUFFIXES = {"rsl_rl": ("/time",), "rl_games": ("/time", "/iter"), "skrl": ("/time",)}
 """Tags logged against another x axis (seconds, epochs) than the library's main step; left out of metrics.csv."""
+EPOCH_AXIS_PREFIXES = {"rl_games": ("Episode/",)}
+"""Tags rl_games' IsaacAlgoObserver logs at the (1-based) epoch; moved to the frame axis, where epoch e is logged at
+frame (e - 1) x frames per epoch."""
 
 _RSL_RL = re.compile(r"^model_(\d+)\.pt$")
 _RL_GAMES = re.compile(r"^last_.+_ep_(\d+)_rew_.*\.pth$")
@@ -158,6 +161,8 @@ def read_scalars(run_dir: Path, library: str) -> dict[int, dict[str, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     skip = SECONDARY_AXIS_SUFFIXES.get(library, ())
+    epoch_axis = EPOCH_AXIS_PREFIXES.get(library, ())
+    per_epoch = steps_per_iteration(run_dir, library) if epoch_axis else 1
     rows: dict[int, dict[str, float]] = {}
     for directory in event_dirs(run_dir):
         accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0})
@@ -166,7 +171,8 @@ def read_scalars(run_dir: Path, library: str) -> dict[int, dict[str, float]]:
             if tag.endswith(skip):
                 continue
             for event in accumulator.Scalars(tag):
-                row = rows.setdefault(event.step, {})
+                step = (event.step - 1) * per_epoch if tag.startswith(epoch_axis) else event.step
+                row = rows.setdefault(step, {})
                 row["wall_time"] = max(row.get("wall_time", 0.0), event.wall_time)
                 row[tag] = event.value
     return rows

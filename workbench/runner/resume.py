@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 
 from workbench import paths
 from workbench.errors import RunnerError
+from workbench.runner import outputs
 from workbench.runner.storage import fetch_input
 from workbench.spec import is_job_id
 
@@ -232,15 +233,9 @@ def _fetch_s3_metrics(uri: str, dest_dir: Path) -> Path | None:
 
 
 def _skrl_rollouts(checkpoint: Path) -> int | None:
-    """``agent.rollouts`` from ``<run>/params/agent.yaml`` next to a skrl ``checkpoints/agent_<t>.pt``."""
-    agent_yaml = checkpoint.parent.parent / "params" / "agent.yaml"
-    if not agent_yaml.is_file():
-        return None
-    import yaml
-
-    data = yaml.safe_load(agent_yaml.read_text()) or {}
-    rollouts = (data.get("agent") or {}).get("rollouts")
-    return int(rollouts) if rollouts else None
+    """``agent.rollouts`` of the run a skrl ``<run>/checkpoints/agent_<t>.pt`` belongs to, if its params are there."""
+    run_dir = checkpoint.parent.parent
+    return outputs.skrl_rollouts(run_dir) if (run_dir / "params" / "agent.yaml").is_file() else None
 
 
 def _copy_into(source: Path, dest_dir: Path, name: str) -> Path:

@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import itertools
 import json
@@ -46,7 +45,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from workbench.backends import _BACKENDS, Backend, Job, get_backend
+from workbench.backends import Backend, Job, backend_class, get_backend
 from workbench.errors import WorkbenchError
 from workbench.history import IterationHistory
 from workbench.paths import workbench_home
@@ -165,8 +164,10 @@ def pruner_names() -> list[str]:
 
 
 def _grid_sampler(space: Mapping[str, Dimension], seed: int | None) -> optuna.samplers.BaseSampler:
-    points = grid_points(space)
-    return optuna.samplers.GridSampler({name: sorted({p[name] for p in points}, key=repr) for name in space}, seed=seed)
+    """Grid points are queued in declared order when the study is created (:meth:`Sweep.study`), each once;
+    the sampler only hands the queued values out (optuna's GridSampler breaks on queued trials)."""
+    grid_points(space)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 register_strategy("grid", _grid_sampler)
@@ -401,8 +402,7 @@ class Sweep:
     def backend(self) -> Backend:
         if self._backend is None:
             options = dict(self.backend_options)
-            backend_class = _backend_class(self.backend_name)
-            if "max_concurrent" in inspect.signature(backend_class).parameters:
+            if "max_concurrent" in inspect.signature(backend_class(self.backend_name)).parameters:
                 options.setdefault("max_concurrent", len(self.slots))
             self._backend = get_backend(self.backend_name, **options)
         return self._backend
@@ -717,13 +717,6 @@ class Sweep:
         if self.budget.max_cost is not None and journal.doc["cost"] >= self.budget.max_cost:
             return f"cost budget of ${self.budget.max_cost:.2f} spent"
         return ""
-
-
-def _backend_class(name: str) -> type:
-    if name not in _BACKENDS:
-        raise SweepError(f"unknown backend {name!r}")
-    module, cls = _BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
 
 
 _METRIC_COLUMNS = {"mean_reward": "reward", "mean_episode_length": "episode_length", "steps_per_second": "Perf/total_fps"}

@@ -89,29 +89,13 @@ def watch(
     log = log_path.open("w") if log_path else None
     timer = threading.Timer(timeout_s, _stop, args=(proc,))
     timer.start()
-    current: Iteration | None = None
     try:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            now = time.monotonic() - start
-            line = ANSI.sub("", raw.rstrip("\n"))
-            if log:
-                log.write(f"{now:9.3f} {line}\n")
-            timing.tail = (timing.tail + [line])[-40:]
-            current = _parse(line, now, timing, current)
-            if current is None:
-                continue
-            if timing.first_iteration_s is None:
-                timing.first_iteration_s = current.t
-            length = current.mean_episode_length
-            if timing.solved_s is None and length is not None and length >= threshold:
-                timing.solved_s, timing.solved_iteration = current.t, current.iteration
-                if stop_when_solved:
-                    timing.stopped_early = True
-                    _stop(proc)
-            if stop_after_first_iteration and current.steps_per_second is not None:
-                timing.stopped_early = True
-                _stop(proc)
+        lines = ((time.monotonic() - start, ANSI.sub("", raw.rstrip("\n"))) for raw in proc.stdout)
+        if log:
+            lines = _logged(lines, log)
+        follow_lines(lines, timing, threshold, stop=lambda: _stop(proc), stop_when_solved=stop_when_solved,
+                     stop_after_first_iteration=stop_after_first_iteration)
         timing.returncode = proc.wait()
     finally:
         timer.cancel()
@@ -121,6 +105,34 @@ def watch(
             log.close()
     timing.wall_s = time.monotonic() - start
     return timing
+
+
+def follow_lines(lines, timing: RunTiming, threshold: float, stop, stop_when_solved: bool = False,
+                 stop_after_first_iteration: bool = False) -> None:
+    """Fill ``timing`` from ``(seconds, line)`` pairs; call ``stop()`` once the stop condition is met."""
+    current: Iteration | None = None
+    stopped = False
+    for now, line in lines:
+        timing.tail = (timing.tail + [line])[-40:]
+        current = _parse(line, now, timing, current)
+        if current is None:
+            continue
+        if timing.first_iteration_s is None:
+            timing.first_iteration_s = current.t
+        length = current.mean_episode_length
+        if timing.solved_s is None and length is not None and length >= threshold:
+            timing.solved_s, timing.solved_iteration = current.t, current.iteration
+        done = (stop_when_solved and timing.solved_s is not None) or (
+            stop_after_first_iteration and current.steps_per_second is not None)
+        if done and not stopped:
+            stopped = timing.stopped_early = True
+            stop()
+
+
+def _logged(lines, log):
+    for now, line in lines:
+        log.write(f"{now:9.3f} {line}\n")
+        yield now, line
 
 
 def _parse(line: str, now: float, timing: RunTiming, current: Iteration | None) -> Iteration | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -123,21 +125,23 @@ def test_resume_continues_counters_checkpoints_and_metrics(library: str) -> None
 
 
 def test_resume_a_job_killed_mid_run() -> None:
-    """Cancel a long rsl_rl job once it saved a checkpoint; a new job resumes from that job's last checkpoint."""
-    backend = LocalBackend(max_concurrent=2)
+    """SIGKILL a long rsl_rl training once it saved checkpoints; a new job resumes from its last checkpoint."""
     document = {
         "trainingConfig": {"task": TASK, "rlLibrary": "rsl_rl", "numEnvs": 16, "maxIterations": 1000,
                            "device": "cpu", "overrides": {"agent.save_interval": 1}},
         "customEnvironmentS3Uri": str(example_packages()["whl"]),
     }
-    killed = backend.submit(parse_spec(document))
+    killed = LocalBackend(max_concurrent=2).submit(parse_spec(document))
     deadline = time.monotonic() + 300
     raw = killed.outputs() / "isaaclab"
     while not any(raw.rglob("model_2.pt")):
         assert time.monotonic() < deadline and not killed.status().state.is_terminal, log_tail(killed)
         time.sleep(0.5)
-    assert killed.cancel().state is JobState.CANCELLED
+    os.killpg(int(killed.status().details["child_pgid"]), signal.SIGKILL)
+    status = killed.wait(timeout=120, poll_interval=0.5)
+    assert status.state is JobState.FAILED and "SIGKILL" in status.reason, status.reason
     saved = max(int(p.stem.removeprefix("model_")) for p in raw.rglob("model_*.pt"))
+    assert checkpoint_iterations(killed)[-1] == saved
 
     resumed = train("rsl_rl", 1, package_format="whl", resumeFrom=killed.job_id)
     assert checkpoint_iterations(resumed) == [saved]

@@ -163,7 +163,10 @@ class JobRunner:
             run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
             arguments = commands.train_arguments(spec, device, run_timestamp, agent_cfg)
             if spec.training["resumeFrom"]:
-                self._resume = resume_checkpoint(spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library)
+                roots = [self.settings.checkpoint_dir.parent] if self.settings.checkpoint_dir is not None else []
+                self._resume = resume_checkpoint(
+                    spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library, checkpoint_roots=roots
+                )
                 arguments += resume_arguments(spec.rl_library, self._resume, spec.training["maxIterations"])
                 self._say(f"resuming from {self._resume.source}: iteration {self._resume.iteration} of that training")
             command = commands.isaaclab_command("train", arguments)

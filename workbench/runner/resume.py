@@ -30,7 +30,7 @@ import csv
 import logging
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -73,14 +73,17 @@ class ResumePoint:
         return self.iteration if self.library == "skrl" else 0
 
 
-def resume_checkpoint(selector: str, dest_dir: Path, library: str | None = None) -> ResumePoint:
+def resume_checkpoint(
+    selector: str, dest_dir: Path, library: str | None = None, checkpoint_roots: Sequence[Path] = ()
+) -> ResumePoint:
     """Resolve ``selector`` (job id, checkpoint path/``file://`` URI, or ``s3://`` URI) and copy what it names to
     ``dest_dir`` (the new job keeps its own copy). ``library`` is the new job's RL library, checked against the
-    checkpoint's."""
+    checkpoint's. A job id is looked up in the local run directories and under each of ``checkpoint_roots``
+    (e.g. the EFS checkpoint root, holding ``<job-id>/model_<n>.pt``)."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     if is_job_id(selector):
-        checkpoint, metrics = _job_checkpoint(selector)
+        checkpoint, metrics = _job_checkpoint(selector, checkpoint_roots)
     elif urlparse(selector).scheme == "s3":
         checkpoint = fetch_input(selector, dest_dir)
         metrics = _fetch_s3_metrics(selector, dest_dir)
@@ -179,17 +182,18 @@ def _iteration_from_name(path: Path) -> int:
     )
 
 
-def _job_checkpoint(job_id: str) -> tuple[Path, Path | None]:
-    run = paths.run_dir(job_id)
-    if not run.is_dir():
+def _job_checkpoint(job_id: str, checkpoint_roots: Sequence[Path]) -> tuple[Path, Path | None]:
+    """The newest exported checkpoint of a job (its run directory, then ``<root>/<job-id>`` for each checkpoint root),
+    else the newest one its library wrote (a job killed before it exported), and the job's metrics.csv."""
+    places = [p for p in (paths.run_dir(job_id), *(Path(root) / job_id for root in checkpoint_roots)) if p.is_dir()]
+    if not places:
         raise ResumeError(f"cannot resume from job {job_id}: no such job under {paths.runs_dir()}")
-    layout = run / "checkpoints"
-    if layout.is_dir() and _numbered(layout.glob("model_*.pt"), _LAYOUT_CHECKPOINT):
-        checkpoint = _numbered(layout.glob("model_*.pt"), _LAYOUT_CHECKPOINT)[-1]
-    else:
-        checkpoint = _newest_checkpoint(run, f"job {job_id}")
-    metrics = run / "metrics.csv"
-    return checkpoint, metrics if metrics.is_file() else None
+    metrics = next((p / "metrics.csv" for p in places if (p / "metrics.csv").is_file()), None)
+    for place in places:
+        exported = outputs.newest_checkpoint(place / "checkpoints") or outputs.newest_checkpoint(place)
+        if exported is not None:
+            return exported, metrics
+    return _newest_checkpoint(places[0], f"job {job_id}"), metrics
 
 
 def _newest_checkpoint(root: Path, what: str) -> Path:
@@ -205,11 +209,6 @@ def _newest_checkpoint(root: Path, what: str) -> Path:
     if not candidates:
         raise ResumeError(f"cannot resume from {what}: it has no checkpoint (model_<n>.pt, agent_<n>.pt or nn/*.pth)")
     return max(candidates, key=lambda item: (item[0], item[1]))[2]
-
-
-def _numbered(paths_: Iterable[Path], pattern: re.Pattern[str]) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in paths_ if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def _layout_metrics(checkpoint: Path) -> Path | None:

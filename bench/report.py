@@ -24,48 +24,66 @@ def _median(values: list[float | None]) -> float | None:
 
 def _figure(value: object, record: dict, **extra: object) -> dict:
     machine = record["machine"]
-    return {"value": value, "machine": label(machine), "date": machine["date"], "python": machine["python"],
-            "packages": machine["packages"], **extra}
+    return {"value": value, "machine": label(machine), "date": machine["date"], **extra}
 
 
-def gpu_runs() -> tuple[dict, dict | None]:
-    """Every GPU run by name (all phases merged) and the machine record of the first phase."""
-    runs: dict = {}
-    first = None
+def gpu_phases() -> dict[str, dict]:
+    """The GPU phase records by name (``bench/results/gpu/gpu_<phase>.json``)."""
+    phases = {}
     for name in ("solved", "packing", "repeat", "jitcache", "cubin"):
-        record = _load(RESULTS / "gpu" / f"gpu_{name}.json")
-        if record:
-            first = first or record
-            runs.update(record["runs"])
-    return runs, first
+        if record := _load(RESULTS / "gpu" / f"gpu_{name}.json"):
+            phases[name] = record
+    return phases
+
+
+def packing_speedups(phases: dict[str, dict]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """k -> median over phases of aggregate(k) / aggregate(1), each ratio within one phase (one machine session)."""
+    ratios: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {}
+    for record in phases.values():
+        packs = {str(r["k"]): r["aggregate_steps_per_s"] for n, r in record["runs"].items()
+                 if n.startswith("packing_") and isinstance(r, dict) and r.get("aggregate_steps_per_s")}
+        for k, rate in packs.items():
+            rates.setdefault(k, []).append(rate)
+            if "1" in packs:
+                ratios.setdefault(k, []).append(rate / packs["1"])
+    order = sorted(ratios, key=int)
+    return {k: round(statistics.median(ratios[k]), 2) for k in order}, {k: rates[k] for k in sorted(rates, key=int)}
 
 
 def gpu_figures() -> dict:
-    runs, record = gpu_runs()
-    if not record:
+    phases = gpu_phases()
+    if not phases:
         return {}
+    record = next(iter(phases.values()))
+    runs = {n: r for p in phases.values() for n, r in p["runs"].items()}
     warm = [r for n, r in runs.items() if n.startswith("warm_") and n[5:].isdigit()]
-    cold = [r for n, r in runs.items() if n.startswith("cold_")]
-    packing: dict[str, list[float]] = {}
-    for name, r in runs.items():
-        if name.startswith("packing_") and isinstance(r, dict) and r.get("aggregate_steps_per_s"):
-            packing.setdefault(str(r["k"]), []).append(r["aggregate_steps_per_s"])
-    base = statistics.median(packing["1"]) if "1" in packing else None
-    speedup = {k: round(statistics.median(v) / base, 2) for k, v in sorted(packing.items(), key=lambda kv: int(
-        kv[0]))} if base else {}
-    note = "bare `isaaclab train`, Isaac-Cartpole-Direct, rsl_rl, 4096 envs (the workbench was not run on the GPU)"
+    cold_fresh = [runs[n] for n in ("cold_1",) if n in runs]
+    cold_warp = [r for n, r in runs.items() if n in ("cold_2", "cold_3", "cold_4")]
+    warp_only = [r for n, r in runs.items() if n.startswith("warm_warp_empty_cuda_")]
+    speedup, rates = packing_speedups(phases)
+    measured = "bare `isaaclab train`, Isaac-Cartpole-Direct, rsl_rl, 4096 envs, submit to first iteration"
+
+    def first(rs: list[dict], note: str) -> dict:
+        return _figure(_median([r["first_iteration_s"] for r in rs]), record, runs=len(rs), measured=measured,
+                       caches=note)
+
     return {
         "time_to_solved_s": _figure(_median([r["solved_s"] for r in warm]), record, runs=len(warm),
-                                    kernel_cache="warm", cold_run_s=_median([r["solved_s"] for r in cold]),
-                                    measured=note),
+                                    measured="bare `isaaclab train`, 4096 envs, warm kernel caches, start to solved",
+                                    cold_s=_median([r["solved_s"] for r in cold_fresh])),
         "first_iteration_s": {
-            "warm": _figure(_median([r["first_iteration_s"] for r in warm]), record, runs=len(warm), measured=note),
-            "cold": _figure(_median([r["first_iteration_s"] for r in cold]), record, runs=len(cold), measured=note,
-                            note="cold_1 had an empty CUDA driver JIT cache too; the others only an empty Warp cache"),
+            "warm": first(warm, "Warp kernel cache and CUDA driver JIT cache filled"),
+            "cold": first(cold_fresh, "both empty (a fresh machine)"),
+            "cold_warp_cache_only": first(cold_warp, "Warp kernel cache empty, CUDA JIT cache filled"),
+            "warp_cache_without_cuda_cache": first(warp_only, "Warp kernel cache filled, CUDA JIT cache empty "
+                                                   "(a fresh container with only the Warp cache on EFS)"),
         },
         "gpu_packing_speedup": {**speedup, "machine": label(record["machine"]), "date": record["machine"]["date"],
-                                "aggregate_steps_per_s": {k: round(statistics.median(v)) for k, v in packing.items()},
-                                "runs": {k: len(v) for k, v in packing.items()}, "measured": note},
+                                "aggregate_steps_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
+                                "measured": "k concurrent bare `isaaclab train` (4096 envs, 100 iterations each); "
+                                            "ratio to k=1 within each session, median over sessions"},
+        "machine": record["machine"],
     }
 
 
@@ -103,6 +121,8 @@ def write_summary() -> dict:
         summary["log_latency_ms_p50"] = _figure(r["p50_ms"], logs, p95_ms=r["p95_ms"], lines=r["lines"])
     if gpu:
         summary["gpu_packing_speedup"] = gpu["gpu_packing_speedup"]
+    summary["machines"] = {label(r["machine"]): r["machine"] for r in (overhead, startup, cpu, export, logs)
+                           if r} | ({label(gpu["machine"]): gpu["machine"]} if gpu else {})
     SUMMARY.parent.mkdir(exist_ok=True)
     SUMMARY.write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -3,53 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-INFRA = REPO / "infra"
-if str(INFRA) not in sys.path:
-    sys.path.insert(0, str(INFRA))
-
-IMPORT_FUNCTION = "vamsImportGlobalPipelineWorkflow"
-ENABLED: dict[str, Any] = {
-    "stackName": "WorkbenchTest",
-    "app": {
-        "pipelines": {
-            "useIsaacLabTraining": {
-                "enabled": True,
-                "acceptNvidiaEula": True,
-                "vamsImportFunctionName": IMPORT_FUNCTION,
-            }
-        }
-    },
-}
-VARIANT: dict[str, Any] = {
-    "stackName": "WorkbenchVariant",
-    "app": {
-        "pipelines": {
-            "useIsaacLabTraining": {
-                "enabled": True,
-                "acceptNvidiaEula": True,
-                "autoRegisterWithVAMS": False,
-                "keepWarmInstance": True,
-                "imageFlavour": "ngc",
-                "existingBucketName": "my-existing-bucket",
-                "existingVpc": {
-                    "vpcId": "vpc-0123456789abcdef0",
-                    "availabilityZones": ["us-west-2a", "us-west-2b"],
-                    "privateSubnetIds": ["subnet-0000000000000000a", "subnet-0000000000000000b"],
-                    "isolatedSubnetIds": ["subnet-0000000000000000c", "subnet-0000000000000000d"],
-                },
-            }
-        }
-    },
-}
-DISABLED: dict[str, Any] = {"stackName": "WorkbenchDisabled", "app": {"pipelines": {"useIsaacLabTraining": {}}}}
+from infra_configs import DISABLED, ENABLED, VARIANT
 
 
 @dataclass(frozen=True)

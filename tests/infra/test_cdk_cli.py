@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import INFRA
+from infra_configs import INFRA
 
 CDK = INFRA / "node_modules" / ".bin" / "cdk"
 

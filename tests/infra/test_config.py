@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import INFRA
+from infra_configs import INFRA
 from workbench_infra.config import NVIDIA_LICENSE_URL, ConfigError, EulaNotAcceptedError, load_config, parse_config
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from infra_configs import REPO
 
 DOCKERFILES = [REPO / "container" / "Dockerfile", REPO / "container" / "Dockerfile.kitless"]
 

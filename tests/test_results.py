@@ -61,6 +61,9 @@ def test_evaluations_summarized_compared_and_shown(evaluated_jobs, evaluation_se
     figure = results.plot_evaluation(jobs[0])
     figure.savefig(io.BytesIO(), format="png")
 
+    assert results.follow(jobs[0], interval=0.1).state.value == "SUCCEEDED"
+    assert len(results.plot(jobs[0]).axes[0].collections) == 2  # success / no success scatter
+
     shown = results.show_videos(jobs[0])
     assert len(shown) == evaluation_settings["videoEpisodes"]
     assert all(isinstance(video, Video) and video.embed for video in shown)

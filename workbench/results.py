@@ -9,6 +9,7 @@ its newest numbers.
     results.compare([job_a, job_b])             # several trainings on one plot (or evaluations side by side)
     results.summarize([eval_a, eval_b])         # one row per evaluation
     results.show_videos(eval_job)               # the evaluation clips, inline
+    results.follow(job)                         # redraw the job's plot in the cell until the job ends
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot: a notebook shows the one a cell returns.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -27,6 +29,7 @@ from matplotlib.figure import Figure
 from workbench.backends.base import Job
 from workbench.paths import run_dir
 from workbench.spec import is_job_id
+from workbench.status import JobStatus
 
 JobLike = Union[Job, str, Path]
 
@@ -189,6 +192,25 @@ def plot_evaluation(job: JobLike, title: str | None = None) -> Figure:
         axes[0].legend()
     figure.suptitle(title or f"evaluation {job_label(job)}")
     return figure
+
+
+def plot(job: JobLike) -> Figure:
+    """The job's plot: per-episode results of an evaluation, training curves otherwise."""
+    return plot_evaluation(job) if is_evaluation(load_metrics(job)) else plot_training(job)
+
+
+def follow(job: Job, interval: float = 5.0) -> JobStatus:
+    """In a notebook cell, redraw :func:`plot` of a running job every ``interval`` seconds until it ends."""
+    from IPython.display import display
+
+    handle = display(plot(job), display_id=True)  # None outside IPython: then this only waits
+    while not (status := job.status()).state.is_terminal:
+        time.sleep(interval)
+        if handle is not None:
+            handle.update(plot(job))
+    if handle is not None:
+        handle.update(plot(job))
+    return status
 
 
 def summarize(jobs: JobLike | Iterable[JobLike]) -> pd.DataFrame:

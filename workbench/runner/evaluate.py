@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
     env_cfg, agent_cfg = _resolve_configs(args)
     check_sizes(info, args.task, *_cfg_sizes(env_cfg))
 
-    video_episodes = args.video_episodes if args.record_video else 0
+    video_episodes = min(args.video_episodes, args.num_episodes) if args.record_video else 0
     quotas = episode_quotas(args.num_episodes, args.num_envs, video_episodes)
     env_cfg.scene.num_envs = len(quotas)
     env_cfg.sim.device = args.device
@@ -223,7 +223,7 @@ def _loop(
         flush=True,
     )
     obs = agent.reset()
-    clips.start(counter)
+    clips.start()
     start = last_report = time.perf_counter()
     with torch.inference_mode():
         while not counter.done:
@@ -238,6 +238,7 @@ def _loop(
                 last_report = now
                 _progress(counter, len(quotas), now - start - clips.seconds)
     wall = time.perf_counter() - start
+    clips.close()
     env_steps = counter.steps * len(quotas)
     summary = {
         **counter.summary(),
@@ -266,15 +267,13 @@ class _Clips:
 
     def __init__(self, env: Any, args: argparse.Namespace, episodes: int) -> None:
         self.wanted = episodes
-        self.directory = args.output_dir / "videos"
         self.recorder = None
         self.written: list[str] = []
-        self.encode_seconds = 0.0
         self.clip_seconds = 0.0
         if episodes:
             from workbench.runner.video import ClipRecorder
 
-            self.recorder = ClipRecorder(env, args.video_width, args.video_height)
+            self.recorder = ClipRecorder(env, args.video_width, args.video_height, args.output_dir / "videos")
 
     @property
     def active(self) -> bool:
@@ -283,9 +282,9 @@ class _Clips:
     @property
     def seconds(self) -> float:
         """Time spent grabbing and encoding frames (not counted as simulation time)."""
-        return 0.0 if self.recorder is None else self.recorder.capture_seconds + self.encode_seconds
+        return 0.0 if self.recorder is None else self.recorder.capture_seconds + self.recorder.encode_seconds
 
-    def start(self, counter: EpisodeCounter) -> None:
+    def start(self) -> None:
         if self.active:
             self.recorder.grab()
 
@@ -295,9 +294,8 @@ class _Clips:
         if counter.ended[0]:
             episode = next((e for e in counted if e.env_index == 0), None)
             if episode is not None:
-                name = f"episode_{episode.episode:04d}.mp4"
-                self.clip_seconds += len(self.recorder.frames) / self.recorder.fps
-                self.encode_seconds += self.recorder.write(self.directory / name)
+                self.clip_seconds += self.recorder.frames / self.recorder.fps
+                name = self.recorder.write(f"episode_{episode.episode:04d}.mp4").name
                 episode.video = f"videos/{name}"
                 self.written.append(episode.video)
             else:
@@ -306,6 +304,11 @@ class _Clips:
             return
         if int(counter.lengths[0]) % self.recorder.stride == 0:
             self.recorder.grab()
+
+    def close(self) -> None:
+        """Drop a clip left unfinished (the loop ended before its episode did)."""
+        if self.recorder is not None:
+            self.recorder.discard()
 
     def summary(self) -> dict[str, Any]:
         if self.recorder is None:
@@ -317,7 +320,7 @@ class _Clips:
             "video_size": list(self.recorder.size),
             "video_seconds": round(self.clip_seconds, 3),
             "video_capture_seconds": round(self.recorder.capture_seconds, 3),
-            "video_encode_seconds": round(self.encode_seconds, 3),
+            "video_encode_seconds": round(self.recorder.encode_seconds, 3),
         }
 
 

@@ -45,43 +45,74 @@ def viewer_cfg(width: int, height: int) -> Any:
     )
 
 
-def encode_mp4(frames: list[np.ndarray], path: Path, fps: int) -> float:
-    """Write RGB frames as an H.264 (yuv420p, browser-playable) MP4; returns the seconds it took."""
-    import av
+class Mp4Writer:
+    """Encodes RGB frames to an H.264 (yuv420p, browser-playable) MP4 as they come, so a clip is never held in
+    memory; ``seconds`` is the time spent encoding."""
 
+    def __init__(self, path: Path, width: int, height: int, fps: int) -> None:
+        import av
+
+        self.path = path
+        self.frames = 0
+        self.seconds = 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(path), mode="w", options={"movflags": "+faststart"})
+        self._stream = self._container.add_stream("libx264", rate=fps)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream.options = {"crf": "23", "preset": "veryfast"}
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+
+        start = time.perf_counter()
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., :3]), format="rgb24")
+        self._container.mux(self._stream.encode(image))
+        self.frames += 1
+        self.seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        start = time.perf_counter()
+        self._container.mux(self._stream.encode())
+        self._container.close()
+        self.seconds += time.perf_counter() - start
+
+
+def encode_mp4(frames: list[np.ndarray], path: Path, fps: int) -> float:
+    """Write RGB frames as an H.264 yuv420p MP4; returns the seconds it took."""
     if not frames:
         raise ValueError("no frames to encode")
-    start = time.perf_counter()
     height, width = frames[0].shape[:2]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        for frame in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., :3]), format="rgb24")
-            ):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return time.perf_counter() - start
+    writer = Mp4Writer(path, width, height, fps)
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    return writer.seconds
 
 
 class ClipRecorder:
-    """Grabs frames of environment 0 from the env's Newton GL viewer, one clip per episode."""
+    """Grabs frames of environment 0 from the env's Newton GL viewer into one clip per episode.
 
-    def __init__(self, env: Any, width: int, height: int) -> None:
+    Frames are encoded as they are grabbed into ``<directory>/.clip.mp4``; :meth:`write` names the finished clip.
+    """
+
+    def __init__(self, env: Any, width: int, height: int, directory: Path) -> None:
         self.sim = env.sim
         viewers = [v for v in self.sim.visualizers if hasattr(v, "render_rgb_array")]
         if not viewers:
             raise RuntimeError("no frame-capable visualizer is active; the Newton GL viewer did not start")
         self.viewer = viewers[0]
         self.size = (width, height)
+        self.directory = directory
         self.fps, self.stride = clip_timing(env.step_dt)
-        self.frames: list[np.ndarray] = []
         self.capture_seconds = 0.0
+        self.encode_seconds = 0.0
+        self._writer: Mp4Writer | None = None
         self._aim_at_env_zero(env)
+
+    @property
+    def frames(self) -> int:
+        """Frames in the clip being recorded."""
+        return self._writer.frames if self._writer is not None else 0
 
     def _aim_at_env_zero(self, env: Any) -> None:
         """Look at environment 0's robot (else its origin) from the direction and distance the task's visualizer
@@ -98,20 +129,31 @@ class ClipRecorder:
         start = time.perf_counter()
         if not self.sim.is_rendering:
             self.sim.forward()
-        frame = np.asarray(self.viewer.render_rgb_array())
+        frame = np.asarray(self.viewer.render_rgb_array())[..., :3]
         if frame.shape[1::-1] != self.size:
             from PIL import Image
 
-            frame = np.asarray(Image.fromarray(frame[..., :3]).resize(self.size))
-        self.frames.append(frame[..., :3])
+            frame = np.asarray(Image.fromarray(frame).resize(self.size))
         self.capture_seconds += time.perf_counter() - start
+        if self._writer is None:
+            self._writer = Mp4Writer(self.directory / ".clip.mp4", *self.size, self.fps)
+        self._writer.write(frame)
 
-    def write(self, path: Path) -> float:
-        """Encode the frames grabbed so far to ``path`` and start a new clip; returns the encode seconds."""
-        try:
-            return encode_mp4(self.frames, path, self.fps)
-        finally:
-            self.frames = []
+    def write(self, name: str) -> Path:
+        """Finish the clip being recorded as ``<directory>/<name>``."""
+        writer = self._finish()
+        if writer is None:
+            raise RuntimeError("no frames were grabbed for this clip")
+        return writer.path.rename(self.directory / name)
 
     def discard(self) -> None:
-        self.frames = []
+        writer = self._finish()
+        if writer is not None:
+            writer.path.unlink(missing_ok=True)
+
+    def _finish(self) -> Mp4Writer | None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            self.encode_seconds += writer.seconds
+        return writer

@@ -24,7 +24,13 @@ from trained_jobs import (
 )
 from workbench.backends.local import LocalBackend
 from workbench.errors import RunnerError
-from workbench.runner.resume import ResumePoint, merge_metrics, resume_arguments, resume_checkpoint
+from workbench.runner.resume import (
+    ResumePoint,
+    max_iterations_for,
+    merge_metrics,
+    resume_arguments,
+    resume_checkpoint,
+)
 from workbench.spec import parse_spec
 from workbench.status import JobState
 
@@ -82,9 +88,10 @@ def test_resume_arguments_per_library(tmp_path: Path) -> None:
     checkpoint = tmp_path / "model_40.pt"
     for library, total in (("rsl_rl", 10), ("rl_games", 50), ("skrl", 10)):
         point = ResumePoint(checkpoint, 40, library)
-        assert resume_arguments(library, point, 10) == ["--checkpoint", str(checkpoint), "--max_iterations", str(total)]
+        assert resume_arguments(library, point) == ["--checkpoint", str(checkpoint)]
+        assert max_iterations_for(library, point, 10) == total
     with pytest.raises(RunnerError, match="a skrl checkpoint cannot resume a rsl_rl job"):
-        resume_arguments("rsl_rl", ResumePoint(checkpoint, 40, "skrl"), 10)
+        resume_arguments("rsl_rl", ResumePoint(checkpoint, 40, "skrl"))
 
 
 def test_unknown_job_or_missing_checkpoint(tmp_path: Path) -> None:

@@ -26,7 +26,13 @@ from workbench.runner.custom_env import CustomEnvironment, install_custom_enviro
 from workbench.runner.multinode import DistributedLaunch, distributed_launch
 from workbench.runner.process import ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
-from workbench.runner.resume import ResumePoint, merge_metrics, resume_arguments, resume_checkpoint
+from workbench.runner.resume import (
+    ResumePoint,
+    max_iterations_for,
+    merge_metrics,
+    resume_arguments,
+    resume_checkpoint,
+)
 from workbench.runner.slots import acquire_slot
 from workbench.runner.storage import Storage, fetch_input
 from workbench.spec import JobSpec, SpecError, parse_spec
@@ -161,14 +167,18 @@ class JobRunner:
             agent_cfg = self._agent_config(spec, pythonpath)
             self._rollouts = (agent_cfg or {}).get("agent", {}).get("rollouts") if spec.rl_library == "skrl" else None
             run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
-            arguments = commands.train_arguments(spec, device, run_timestamp, agent_cfg)
+            resume: list[str] = []
+            command_spec = spec
             if spec.training["resumeFrom"]:
                 roots = [self.settings.checkpoint_dir.parent] if self.settings.checkpoint_dir is not None else []
                 self._resume = resume_checkpoint(
                     spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library, checkpoint_roots=roots
                 )
-                arguments += resume_arguments(spec.rl_library, self._resume, spec.training["maxIterations"])
+                resume = resume_arguments(spec.rl_library, self._resume)
+                total = max_iterations_for(spec.rl_library, self._resume, spec.training["maxIterations"])
+                command_spec = spec.with_training(maxIterations=total)
                 self._say(f"resuming from {self._resume.source}: iteration {self._resume.iteration} of that training")
+            arguments = commands.train_arguments(command_spec, device, run_timestamp, agent_cfg) + resume
             command = commands.isaaclab_command("train", arguments)
             self._launch = distributed_launch(spec.compute, self.settings.job_id, device, self.settings.environ)
             if self._launch is not None:

@@ -11,7 +11,7 @@ rsl-rl-lib 5.5.1, rl_games 1.6.5, skrl 2.1.1), and what the workbench adds:
   keep the new row for it. ``maxIterations`` counts the new iterations.
 - **rl_games**: ``--checkpoint`` makes ``restore`` set ``epoch_num`` and ``frame`` from the checkpoint, so epochs,
   frames and TensorBoard steps continue. Its ``max_epochs`` is a total, not a count of new epochs, so the workbench
-  passes ``--max_iterations <checkpoint epoch + maxIterations>``.
+  passes ``--max_iterations <checkpoint epoch + maxIterations>`` (:func:`max_iterations_for`).
 - **skrl**: ``--checkpoint`` makes ``agent.load`` restore the models, optimizer and preprocessors, but the trainer
   always counts timesteps from 0 (skrl 2.1.1 has no initial timestep) and the checkpoint does not store one. The
   workbench does not patch skrl; when it exports the resumed run it adds ``point.iteration`` to its checkpoint
@@ -111,18 +111,18 @@ def resume_checkpoint(
     return point
 
 
-def resume_arguments(library: str, point: ResumePoint, max_iterations: int) -> list[str]:
-    """The ``isaaclab train`` arguments that resume from ``point`` and train ``max_iterations`` more iterations.
-
-    They include ``--max_iterations``: use them instead of the job's own ``--max_iterations`` (or after it;
-    the last one wins).
-    """
+def resume_arguments(library: str, point: ResumePoint) -> list[str]:
+    """The ``isaaclab train`` arguments that load ``point`` (pass :func:`max_iterations_for` as ``--max_iterations``)."""
     if library not in LIBRARIES:
         raise ResumeError(f"resuming is supported for {', '.join(LIBRARIES)}, not {library!r}")
     if point.library is not None and point.library != library:
         raise ResumeError(f"a {point.library} checkpoint cannot resume a {library} job")
-    total = point.iteration + max_iterations if library == "rl_games" else max_iterations
-    return ["--checkpoint", str(point.path), "--max_iterations", str(total)]
+    return ["--checkpoint", str(point.path)]
+
+
+def max_iterations_for(library: str, point: ResumePoint, more_iterations: int) -> int:
+    """``--max_iterations`` that trains ``more_iterations`` past ``point``: rl_games' ``max_epochs`` is a total."""
+    return point.iteration + more_iterations if library == "rl_games" else more_iterations
 
 
 def merge_metrics(point: ResumePoint, metrics_csv: Path, steps_per_iteration: int = 1) -> Path:

@@ -41,6 +41,9 @@ def _write_package(root: Path, module: str, init: str, entry_point: bool = True)
 OTHER_INIT = f"""
     import gymnasium as gym
 
+    # importing from isaaclab_tasks registers all of Isaac Lab's tasks too; only OTHER_TASK is this package's
+    from isaaclab_tasks.core.cartpole.agents.rsl_rl_ppo_cfg import CartpoleDirectPPORunnerCfg
+
     gym.register(
         id="{OTHER_TASK}",
         entry_point="isaaclab_tasks.core.cartpole.cartpole_direct_env:CartpoleEnv",

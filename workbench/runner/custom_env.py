@@ -8,7 +8,8 @@ workbench's own environment) and installed with ``pip install --no-deps --no-ind
 directory on its ``PYTHONPATH``, so another job (or the workbench itself) never sees the package.
 
 Isaac Lab 3.0 imports every module named in the ``isaaclab.tasks`` entry-point group before it looks up a task id;
-the package's tasks are found the same way, in a subprocess with the job's ``PYTHONPATH``.
+the package's tasks are found the same way, in a subprocess with the job's ``PYTHONPATH``: the ids its entry points
+register, less Isaac Lab's own (a package that imports ``isaaclab_tasks`` registers those too).
 
 Building and importing a package runs its code; that is what a custom environment is for. The guarantees here are
 about files: nothing is unpacked or installed outside the job directory.
@@ -30,6 +31,7 @@ from pathlib import Path
 from workbench.errors import PackageError
 from workbench.runner.safe_extract import Limits, archive_kind, check_archive, extract_archive
 from workbench.runner.storage import fetch_input
+from workbench.task_catalogue import CORE_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ _DISCOVER = """
 import importlib.metadata, json, sys, traceback
 site = sys.argv[1]
 import gymnasium
-before = set(gymnasium.registry)
+before = set(gymnasium.registry) | set(json.loads(sys.argv[2]))
 points = [ep for dist in importlib.metadata.distributions(path=[site]) for ep in dist.entry_points
           if ep.group == {group!r}]
 errors = []
@@ -54,7 +56,7 @@ for ep in points:
         errors.append(f"{{ep.name}} = {{ep.value}}: " + "".join(traceback.format_exception_only(exc)).strip())
 tasks = []
 for task_id, spec in gymnasium.registry.items():
-    if task_id in before or "env_cfg_entry_point" not in spec.kwargs:
+    if task_id in before or "env_cfg_entry_point" not in spec.kwargs or spec.kwargs.get("deprecated"):
         continue
     libraries = sorted(key.removesuffix("_cfg_entry_point") for key, value in spec.kwargs.items()
                        if key.endswith("_cfg_entry_point") and key != "env_cfg_entry_point" and value is not None)
@@ -165,7 +167,7 @@ def discover_tasks(site_dir: Path, *, python: str | None = None, package_name: s
     env = {**os.environ, "PYTHONPATH": _prepend_path(str(site_dir), os.environ.get("PYTHONPATH"))}
     try:
         result = subprocess.run(
-            [python or sys.executable, "-c", _DISCOVER, str(site_dir)],
+            [python or sys.executable, "-c", _DISCOVER, str(site_dir), json.dumps(sorted(CORE_TASKS))],
             capture_output=True, text=True, env=env, timeout=DISCOVERY_TIMEOUT_S, check=False,
         )
     except subprocess.TimeoutExpired:

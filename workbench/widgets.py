@@ -108,8 +108,7 @@ class SubmitForm:
 
     def __init__(self, mode: str = "train", backend: str = "local", task: str = "Isaac-Cartpole-Direct",
                  rl_library: str = "rsl_rl", num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2,
-                 device: str = "cpu",
-                 follow: bool = True, poll_interval: float = 1.0,
+                 device: str = "cpu", follow: bool = True, poll_interval: float = 1.0,
                  catalogue: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.mode = mode
         self.catalogue = dict(catalogue) if catalogue is not None else task_catalogue()
@@ -164,6 +163,8 @@ class SubmitForm:
         for widget in (self.num_envs, self.max_iterations, self.num_episodes, self.num_nodes):
             widget.continuous_update = True
         self.task.observe(self._task_changed, names="value")
+        if mode == "evaluate":
+            self.backend.observe(lambda _: self.refresh_policies(), names="value")
         self.upload.observe(self._uploaded, names="value")
         self.submit_button.on_click(lambda _: self.submit())
         self.validate()
@@ -325,6 +326,7 @@ def training_curves(history: pd.DataFrame, title: str = "") -> bytes:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(left=0)
         if data.empty:
             ax.text(0.5, 0.5, "waiting for data", ha="center", va="center", transform=ax.transAxes, color="grey")
     figure.suptitle(title, fontsize=9)
@@ -424,15 +426,16 @@ class JobPanel:
         return status
 
     def curves(self) -> pd.DataFrame:
-        """Reward / episode length per iteration: the job's metrics.csv, completed by polled progress."""
+        """Reward / episode length per iteration: from the job's log (every iteration, as it runs), else from its
+        metrics.csv (a job whose log has no per-iteration lines)."""
         polled = pd.DataFrame([{"step": k, **v} for k, v in sorted(self.history.items())],
                               columns=["step", "reward", "episode_length"])
+        if polled[["reward", "episode_length"]].notna().any().any():
+            return polled
         metrics = read_metrics(self.job)
         if metrics is None or "step" not in metrics:
             return polled
-        metrics = metrics[[c for c in ("step", "reward", "episode_length") if c in metrics]]
-        newer = polled[polled["step"] > metrics["step"].max()] if not metrics.empty else polled
-        return pd.concat([metrics, newer], ignore_index=True) if not newer.empty else metrics
+        return metrics[[c for c in ("step", "reward", "episode_length") if c in metrics]]
 
     def _read_log(self) -> None:
         try:

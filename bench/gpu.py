@@ -2,6 +2,7 @@
 
   python -m bench.gpu solved  --out DIR   # asset root, cold and warm kernel cache: first iteration, time to solved
   python -m bench.gpu packing --out DIR   # k = 1, 2, 4, 8 concurrent trainings on one GPU; start-up profile; cold #2
+  python -m bench.gpu workbench --out DIR # the workbench's local backend vs bare, alternating: overhead, first iteration
 
 Results go to ``DIR/gpu_<phase>.json`` after every run (so a run cut off at the device's time limit still leaves
 what it measured) and the timestamped logs to ``DIR/gpu_<phase>_logs.tar.gz``.
@@ -169,9 +170,60 @@ def profile_startup(rec: Recorder) -> None:
                                     timeout_s=180))
 
 
+def phase_workbench(rec: Recorder, deadline: float, iterations: int, pairs: int = 2) -> None:
+    """Through the local backend vs bare ``isaaclab train`` (the runner's arguments), one workbench home whose
+    cache directory also holds the CUDA driver's JIT cache (``CUDA_CACHE_PATH``, the proposed fix)."""
+    import os
+
+    from bench.cpu import _summary
+    from bench.jobs import run_bare, run_workbench, training_spec
+
+    home = HOME / "workbench-home"
+    os.environ["CUDA_CACHE_PATH"] = str(home / "cache" / "cuda")
+    spec = training_spec(NUM_ENVS, iterations, device="cuda")
+    rec.add("workbench_cold", _summary(run_workbench(spec, home, stop_after_first_iteration=True, timeout_s=330)))
+    ratios = []
+    for n in range(pairs):
+        if deadline - time.monotonic() < 100:
+            break
+        order = ["workbench", "bare"] if n % 2 == 0 else ["bare", "workbench"]
+        pair = {}
+        for side in order:
+            timing = run_workbench(spec, home) if side == "workbench" else run_bare(spec, home, Path(
+                f"/tmp/bench-runs/wb-bare-{n}"))
+            pair[side] = _summary(timing)
+        rec.add(f"workbench_pair_{n}", pair)
+        if pair["workbench"]["median_steps_per_s"] and pair["bare"]["median_steps_per_s"]:
+            ratios.append(pair["workbench"]["median_steps_per_s"] / pair["bare"]["median_steps_per_s"])
+    rec.add("workbench_throughput_ratios", ratios)
+
+
+def phase_pyc(rec: Recorder) -> None:
+    """Warm starts before and after compiling the bytecode of the image's torch (its venv ships no .pyc)."""
+    import os
+
+    import torch
+
+    build_assets(rec)
+    home = HOME / "workbench-home"
+    os.environ["CUDA_CACHE_PATH"] = str(home / "cache" / "cuda")
+    cache = home / "cache" / "warp"
+    for n in (1, 2):
+        rec.add(f"warm_before_pyc_{n}", run_one(f"before_pyc_{n}", cache, stop_after_first_iteration=True,
+                                                 timeout_s=90))
+    torch_dir = Path(torch.__file__).parent.parent
+    t = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "16", str(torch_dir)],
+                          capture_output=True, text=True)
+    rec.add("compileall", {"dir": str(torch_dir), "s": round(time.monotonic() - t, 1), "rc": done.returncode})
+    for n in (1, 2):
+        rec.add(f"warm_after_pyc_{n}", run_one(f"after_pyc_{n}", cache, stop_after_first_iteration=True,
+                                                timeout_s=90))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["solved", "packing"])
+    parser.add_argument("phase", choices=["solved", "packing", "workbench", "pyc"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop starting new runs after this")
     parser.add_argument("--iterations", type=int, default=100, help="iterations of each packed training")
@@ -182,6 +234,10 @@ def main() -> None:
     rec = Recorder(args.out, args.phase)
     if args.phase == "solved":
         phase_solved(rec, deadline)
+    elif args.phase == "pyc":
+        phase_pyc(rec)
+    elif args.phase == "workbench":
+        phase_workbench(rec, deadline, args.iterations)
     else:
         phase_packing(rec, deadline, args.iterations, [int(k) for k in args.ks.split(",")])
     rec.save()

@@ -229,7 +229,7 @@ def _run_container(job: Any) -> None:
             break
         time.sleep(0.2)
     process.wait()
-    shipper.join(timeout=5)
+    shipper.join(timeout=60)
     job.exit_code = process.returncode
     if job.stop:
         job._mark_stopped(success=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def jobs(backend: AwsBackend, pipeline, tmp_path_factory) -> dict[str, AwsJob]:
         "custom": backend.submit(parse_spec({"trainingConfig": {**TINY, "task": variant_task(), "maxIterations": 2},
                                              "customEnvironmentS3Uri": str(wheel)})),
     }
+
+
+def follow_logs(job: AwsJob, timeout: float) -> list[str]:
+    """``job.logs(follow=True)`` to the end, failing instead of hanging if it does not end within ``timeout``."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(job.logs(follow=True, poll_interval=0.2)), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert not reader.is_alive(), f"following the log did not end within {timeout} s: {job.status()}"
+    return lines
 
 
 def batch_job(job: AwsJob) -> dict:
@@ -109,7 +120,7 @@ def test_a_job_that_stops_heartbeating_is_failed_and_its_batch_job_terminated(jo
 
 def test_training_end_to_end(jobs, backend):
     job = jobs["train"]
-    streamed = list(job.logs(follow=True, poll_interval=0.2))
+    streamed = follow_logs(job, timeout=WAIT)
     status = job.status()
     assert status.state is JobState.SUCCEEDED, status.reason
     assert status.output_uri == f"s3://{backend.config.bucket}/outputs/{job.job_id}"
@@ -123,7 +134,9 @@ def test_training_end_to_end(jobs, backend):
     assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()) == sorted(keys)
 
     again = list(job.logs())
-    assert streamed == again, "following the log stream lost or repeated lines"
+    first_difference = next((i for i, (a, b) in enumerate(zip(streamed, again)) if a != b), min(len(streamed), len(again)))
+    assert streamed == again, (f"following the log lost or repeated lines: {len(streamed)} streamed, {len(again)} "
+                               f"stored, first difference at line {first_difference}")
     job_log = (local / "logs" / "job.log").read_text().splitlines()
     position = 0
     for line in job_log:

@@ -29,10 +29,13 @@ def test_job_id_selects_the_newest_checkpoint_of_that_job(workbench_home: Path, 
     job_id = str(uuid.uuid4())
     checkpoints = paths.run_dir(job_id) / "checkpoints"
     checkpoints.mkdir(parents=True)
-    for name in ("model_999.pt", "model_1500.pt"):
-        (checkpoints / name).write_bytes(b"x")
-    assert resolve_selector(job_id, tmp_path) == checkpoints / "model_1500.pt"
-    assert resolve_selector(f"file://{checkpoints}", tmp_path) == (checkpoints / "model_1500.pt").resolve()
+    try:
+        for name in ("model_999.pt", "model_1500.pt"):
+            (checkpoints / name).write_bytes(b"x")
+        assert resolve_selector(job_id, tmp_path) == checkpoints / "model_1500.pt"
+        assert resolve_selector(f"file://{checkpoints}", tmp_path) == (checkpoints / "model_1500.pt").resolve()
+    finally:
+        shutil.rmtree(paths.run_dir(job_id))
 
 
 def test_missing_policies_say_what_was_expected(workbench_home: Path, tmp_path: Path) -> None:

@@ -43,6 +43,8 @@ AGENT_ENTRY_POINTS = {
     "skrl": "skrl_cfg_entry_point",
 }
 PROGRESS_INTERVAL_S = 1.0
+QUIET_PROGRESS_INTERVAL_S = 30.0
+"""Long episodes still report steps/s this often, so the runner sees the evaluation advancing."""
 
 
 class EvaluationError(RunnerError):
@@ -234,7 +236,8 @@ def _loop(
             counted = counter.update(rewards, terminated, truncated, success_term() if success_term else None)
             clips.after_step(counter, counted)
             now = time.perf_counter()
-            if counted and (now - last_report >= PROGRESS_INTERVAL_S or counter.done):
+            quiet = now - last_report
+            if (counted and (quiet >= PROGRESS_INTERVAL_S or counter.done)) or quiet >= QUIET_PROGRESS_INTERVAL_S:
                 last_report = now
                 _progress(counter, len(quotas), now - start - clips.seconds)
     wall = time.perf_counter() - start
@@ -326,13 +329,11 @@ class _Clips:
 
 def _progress(counter: EpisodeCounter, num_envs: int, sim_seconds: float) -> None:
     done = counter.episodes
-    payload = {
-        "iteration": len(done),
-        "max_iterations": sum(counter.quotas),
-        "mean_reward": round(sum(e.return_ for e in done) / len(done), 4),
-        "mean_episode_length": round(sum(e.length for e in done) / len(done), 2),
-        "steps_per_second": round(counter.steps * num_envs / max(sim_seconds, 1e-9), 1),
-    }
+    payload: dict[str, Any] = {"iteration": len(done), "max_iterations": sum(counter.quotas)}
+    if done:
+        payload["mean_reward"] = round(sum(e.return_ for e in done) / len(done), 4)
+        payload["mean_episode_length"] = round(sum(e.length for e in done) / len(done), 2)
+    payload["steps_per_second"] = round(counter.steps * num_envs / max(sim_seconds, 1e-9), 1)
     print(f"WORKBENCH_PROGRESS {json.dumps(payload)}", flush=True)
 
 

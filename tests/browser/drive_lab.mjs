@@ -41,15 +41,14 @@ async function fieldInput(label) {
 
 try {
   await page.goto(url);
-  await page.waitForFunction(() => window.jupyterapp && document.querySelector(".jp-NotebookPanel"), null, { timeout: 90000 });
+  await page.waitForFunction(() => window.jupyterapp && document.querySelector(".jp-NotebookPanel"), null, { timeout: 180000 });
   step("notebook open");
   await page.waitForFunction(() => {
-    const status = document.querySelector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus");
     return window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status === "idle";
-  }, null, { timeout: 90000 });
+  }, null, { timeout: 240000 });
   step("kernel idle");
   await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
-  await page.locator(".widget-button", { hasText: "Submit" }).first().waitFor({ timeout: 90000 });
+  await page.locator(".widget-button", { hasText: "Submit" }).first().waitFor({ timeout: 180000 });
   step("form shown");
   await page.waitForTimeout(1000);
   await dismissDialogs();

@@ -84,8 +84,8 @@ def lab(tmp_path: Path):
 
 
 def test_submit_from_the_form_streams_log_plot_and_succeeds(lab: str) -> None:
-    result = subprocess.run(["node", str(HERE / "drive_lab.mjs"), lab, str(ARTIFACTS), "240"],
-                            capture_output=True, text=True, timeout=420, cwd=HERE,
+    result = subprocess.run(["node", str(HERE / "drive_lab.mjs"), lab, str(ARTIFACTS), "300"],
+                            capture_output=True, text=True, timeout=900, cwd=HERE,
                             env={**os.environ, "CHROMIUM": CHROMIUM})
     assert result.stdout.strip(), result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])

@@ -132,23 +132,23 @@ def _install_lambda_runner() -> None:
 
     def invoke(self: Any, event: Any = None) -> tuple[str, bool, str]:
         self.logs_backend.ensure_log_group(self.logs_group_name)
-        code_dir = Path(tempfile.mkdtemp(prefix="lambda-"))
-        with zipfile.ZipFile(io.BytesIO(self.code_bytes)) as archive:
-            archive.extractall(code_dir)
         settings = harness_settings()
-        env = {
-            **settings.get("runner_env", os.environ),
-            **self.environment_vars,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "PYTHONPATH": str(code_dir),
-        }
         payload = event if isinstance(event, str) else json.dumps(event or {})
-        done = subprocess.run(
-            [sys.executable, "-c", LAMBDA_BOOTSTRAP, self.handler],
-            input=payload, capture_output=True, text=True, cwd=code_dir, env=env, timeout=int(self.timeout or 60) + 30,
-        )
+        with tempfile.TemporaryDirectory(prefix="lambda-") as code_dir:
+            with zipfile.ZipFile(io.BytesIO(self.code_bytes)) as archive:
+                archive.extractall(code_dir)
+            env = {
+                **settings.get("runner_env", os.environ),
+                **self.environment_vars,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "PYTHONPATH": code_dir,
+            }
+            done = subprocess.run(
+                [sys.executable, "-c", LAMBDA_BOOTSTRAP, self.handler], input=payload, capture_output=True, text=True,
+                cwd=code_dir, env=env, timeout=int(self.timeout or 60) + 30,
+            )
         output = done.stdout.rstrip("\n").splitlines() or ["null"]
         logs = "\n".join(done.stderr.splitlines() + output[:-1])
         self.save_logs(logs + "\n" + output[-1])

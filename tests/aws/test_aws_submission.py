@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -146,3 +147,23 @@ def test_videos_get_presigned_urls_that_serve_them(backend):
     urls = job.video_urls(expires_in=600)
     assert list(urls) == ["videos/episode-0.mp4"]
     assert urllib.request.urlopen(urls["videos/episode-0.mp4"], timeout=10).read() == b"\x00mp4"
+
+
+def test_the_cli_drives_the_aws_backend(backend, tmp_path):
+    """``workbench run|status|logs|list|outputs --backend aws`` against the harness (a job the pipeline refuses)."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**TRAIN, "customEnvironmentS3Uri": f"s3://{backend.config.bucket}/inputs/none.whl"}))
+    env = {**os.environ, "WORKBENCH_AWS_STACK": "WorkbenchTest"}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", *args, "--backend", "aws"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    job_id = cli("run", str(spec)).split()[2]
+    backend.job(job_id).wait(timeout=120, poll_interval=0.5)
+    assert json.loads(cli("status", job_id))["state"] == "FAILED"
+    assert job_id in cli("list")
+    assert cli("outputs", job_id).strip().endswith(job_id)
+    cli("logs", job_id)

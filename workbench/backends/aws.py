@@ -257,12 +257,15 @@ class AwsJob(Job):
     # ---------------------------------------------------------------- outputs, cancel, cost
 
     def outputs(self) -> Path:
-        """The outputs downloaded to ``$WORKBENCH_HOME/aws/runs/<job-id>/`` (only new files are fetched)."""
+        """The outputs downloaded to ``$WORKBENCH_HOME/aws/runs/<job-id>/`` (only new files are fetched).
+
+        A job that uploaded nothing (refused, or failed before its runner started) gives an empty directory.
+        """
         dest = self.backend.cache_dir / self.job_id
-        try:
-            return download_tree(self.output_uri, dest, self.backend.client("s3"))
-        except WorkbenchError as exc:
-            raise WorkbenchError(f"job {self.job_id} has no outputs yet ({exc}); status: {self.status().state.value}") from None
+        if not list_keys(self.output_uri, self.backend.client("s3")):
+            dest.mkdir(parents=True, exist_ok=True)
+            return dest
+        return download_tree(self.output_uri, dest, self.backend.client("s3"))
 
     def video_urls(self, expires_in: int = 3600) -> dict[str, str]:
         """Presigned URLs of the job's videos (``videos/*.mp4``), valid for ``expires_in`` seconds."""

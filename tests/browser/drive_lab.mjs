@@ -43,9 +43,12 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.jupyterapp && document.querySelector(".jp-NotebookPanel"), null, { timeout: 180000 });
   step("notebook open");
-  await page.waitForFunction(() => {
-    return window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status === "idle";
-  }, null, { timeout: 240000 });
+  const kernelDeadline = Date.now() + 240000;
+  while (!(await page.evaluate(() => window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status === "idle"))) {
+    if (Date.now() > kernelDeadline) throw new Error("the notebook's kernel did not become idle in 240 s");
+    await dismissDialogs();
+    await page.waitForTimeout(1000);
+  }
   step("kernel idle");
   await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
   await page.locator(".widget-button", { hasText: "Submit" }).first().waitFor({ timeout: 180000 });

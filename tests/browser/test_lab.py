@@ -55,6 +55,10 @@ def lab(tmp_path: Path):
                PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-m", "jupyter", "labextension", "disable", "--level=user",
                     "@jupyterlab/apputils-extension:announcements"], env=env, check=True, capture_output=True)
+    page_config = tmp_path / "config" / "labconfig" / "page_config.json"
+    settings = json.loads(page_config.read_text())
+    settings.update(buildCheck=False, buildAvailable=False)  # no "Build Recommended" pop-up from other extensions
+    page_config.write_text(json.dumps(settings))
     port, token = _free_port(), secrets.token_hex(16)
     log = (tmp_path / "lab.log").open("w")
     process = subprocess.Popen(

@@ -25,7 +25,7 @@ def run_suite(name: str, work: Path) -> dict:
         return bench_export(work)
     if name == "logs":
         from bench.logstream import log_latency
-        return log_latency(work)
+        return {**log_latency(work), "with_poll_interval_0.1s": log_latency(work, poll_interval_s=0.1)}
     if name == "zygote":
         from bench.zygote import zygote_vs_bare
         return zygote_vs_bare(work)

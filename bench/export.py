@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import statistics
+import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TAGS = (
@@ -44,23 +46,82 @@ def write_events(run_dir: Path, iterations: int) -> Path:
     return run_dir
 
 
+def records(path: Path) -> Iterator[bytes]:
+    """The records of a TFRecord file (u64 length, u32 length CRC, data, u32 data CRC; CRCs not checked); a
+    record still being written at the end is left out."""
+    data = path.read_bytes()
+    pos, end = 0, len(data)
+    while pos + 12 <= end:
+        (length,) = struct.unpack_from("<Q", data, pos)
+        start = pos + 12
+        if start + length + 4 > end:
+            return
+        yield data[start:start + length]
+        pos = start + length + 4
+
+
+def read_scalars_direct(run_dir: Path, skip: tuple[str, ...] = ("/time",)) -> dict[int, dict[str, float]]:
+    """Candidate replacement for ``outputs.read_scalars``: the same rows, read straight from the records with
+    protobuf (no EventAccumulator, no pure-Python CRC)."""
+    from tensorboard.compat.proto import event_pb2
+
+    rows: dict[int, dict[str, float]] = {}
+    for path in sorted(run_dir.rglob("events.out.tfevents.*")):
+        for raw in records(path):
+            event = event_pb2.Event.FromString(raw)
+            for value in event.summary.value:
+                if value.tag.endswith(skip):
+                    continue
+                if value.HasField("simple_value"):
+                    number = value.simple_value
+                elif value.HasField("tensor") and value.tensor.float_val:
+                    number = value.tensor.float_val[0]
+                else:
+                    continue
+                row = rows.setdefault(event.step, {})
+                row["wall_time"] = max(row.get("wall_time", 0.0), event.wall_time)
+                row[value.tag] = number
+    return rows
+
+
 def bench_export(work: Path, iterations: int = 100_000, repeats: int = 3) -> dict:
-    from workbench.runner.outputs import export_metrics
+    """``export_metrics`` and the direct reader, alternating; wall and CPU seconds (CPU time is what load on
+    a shared machine changes least)."""
+    from workbench.runner.channels import write_text_atomic
+    from workbench.runner.outputs import export_metrics, metrics_csv, steps_per_iteration
 
     t = time.monotonic()
     run_dir = write_events(work / f"events-{iterations}", iterations)
     written_s = time.monotonic() - t
-    times, rows = [], 0
+    sides = {
+        "export_metrics": lambda dest: len(export_metrics(run_dir, "rsl_rl", dest)),
+        "direct_reader": lambda dest: len(_write(read_scalars_direct(run_dir), dest, run_dir)),
+    }
+
+    def _write(rows: dict, dest: Path, run_dir: Path) -> dict:
+        write_text_atomic(dest, metrics_csv(rows, steps_per_iteration(run_dir, "rsl_rl")))
+        return rows
+
+    wall: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
+    rows: dict[str, int] = {}
     for n in range(repeats):
-        dest = work / f"metrics-{n}.csv"
-        t = time.monotonic()
-        rows = len(export_metrics(run_dir, "rsl_rl", dest))
-        times.append(time.monotonic() - t)
-        dest.unlink()
+        for name in (list(sides) if n % 2 == 0 else list(reversed(sides))):
+            dest = work / f"metrics-{name}-{n}.csv"
+            t, c = time.monotonic(), time.process_time()
+            rows[name] = sides[name](dest)
+            wall[name].append(time.monotonic() - t)
+            cpu[name].append(time.process_time() - c)
+            print(f"[bench] export {name} #{n}: {wall[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU", flush=True)
+    same = (work / "metrics-export_metrics-0.csv").read_bytes() == (work / "metrics-direct_reader-0.csv").read_bytes()
     size = sum(p.stat().st_size for p in run_dir.glob("events.out.tfevents.*"))
+    med = {name: round(statistics.median(v), 2) for name, v in wall.items()}
+    med_cpu = {name: round(statistics.median(v), 2) for name, v in cpu.items()}
     return {
-        "iterations": iterations, "scalars_per_iteration": len(TAGS) + len(TIME_TAGS), "event_file_mib": round(
-            size / 2**20, 1), "rows_exported": rows, "export_s": [round(x, 2) for x in times],
-        "export_s_median": round(statistics.median(times), 2), "write_s": round(written_s, 1),
+        "iterations": iterations, "scalars_per_iteration": len(TAGS) + len(TIME_TAGS),
+        "event_file_mib": round(size / 2**20, 1), "rows_exported": rows, "write_s": round(written_s, 1),
+        "export_s": [round(x, 2) for x in wall["export_metrics"]], "export_s_median": med["export_metrics"],
+        "cpu_s_median": med_cpu, "wall_s_median": med, "identical_csv": same,
+        "direct_over_export_cpu_ratio": round(med_cpu["direct_reader"] / med_cpu["export_metrics"], 3),
         "function": "workbench.runner.outputs.export_metrics",
     }

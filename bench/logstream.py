@@ -15,8 +15,9 @@ from workbench.runner.channels import write_json_atomic
 from workbench.status import JobState, JobStatus
 
 
-def log_latency(work: Path, lines: int = 200, interval_s: float = 0.05) -> dict:
-    run_dir = work / "log-latency"
+def log_latency(work: Path, lines: int = 200, interval_s: float = 0.05, poll_interval_s: float | None = None) -> dict:
+    """p50/p95 delay; ``poll_interval_s`` None is ``LocalJob.logs``' own default."""
+    run_dir = work / f"log-latency-{poll_interval_s}"
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     status_path = run_dir / "status.json"
     log_path = run_dir / "logs" / "job.log"
@@ -36,10 +37,11 @@ def log_latency(work: Path, lines: int = 200, interval_s: float = 0.05) -> dict:
     thread = threading.Thread(target=writer)
     thread.start()
     delays = []
-    for line in job.logs(follow=True):
+    follow = job.logs(follow=True) if poll_interval_s is None else job.logs(follow=True, poll_interval=poll_interval_s)
+    for line in follow:
         delays.append((time.time() - json.loads(line)["t"]) * 1000)
     thread.join()
     ordered = sorted(delays)
-    return {"lines": len(delays), "write_interval_ms": interval_s * 1000, "poll_interval_ms": 500,
+    return {"lines": len(delays), "write_interval_ms": interval_s * 1000, "poll_interval_s": poll_interval_s or "default",
             "p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
             "max_ms": round(ordered[-1], 1)}

@@ -30,7 +30,7 @@ def _figure(value: object, record: dict, **extra: object) -> dict:
 def gpu_phases() -> dict[str, dict]:
     """The GPU phase records by name (``bench/results/gpu/gpu_<phase>.json``)."""
     phases = {}
-    for name in ("solved", "packing", "repeat", "jitcache", "cubin"):
+    for name in ("solved", "packing", "repeat", "jitcache", "cubin", "workbench", "pyc"):
         if record := _load(RESULTS / "gpu" / f"gpu_{name}.json"):
             phases[name] = record
     return phases
@@ -68,10 +68,34 @@ def gpu_figures() -> dict:
         return _figure(_median([r["first_iteration_s"] for r in rs]), record, runs=len(rs), measured=measured,
                        caches=note)
 
+    wb_pairs = [r for n, r in runs.items() if n.startswith("workbench_pair_")]
+    wb_record = phases.get("workbench", record)
+    ratios = runs.get("workbench_throughput_ratios") or []
     return {
-        "time_to_solved_s": _figure(_median([r["solved_s"] for r in warm]), record, runs=len(warm),
-                                    measured="bare `isaaclab train`, 4096 envs, warm kernel caches, start to solved",
-                                    cold_s=_median([r["solved_s"] for r in cold_fresh])),
+        "overhead_ratio_h100": _figure(_median(ratios), wb_record, pairs=len(ratios), ratios=[round(r, 3) for r in ratios],
+                                       measured="median steps/s through the workbench over bare, alternating pairs, "
+                                                "4096 envs, 100 iterations"),
+        "time_to_solved_s": _figure(_median([p["workbench"]["solved_s"] for p in wb_pairs]), wb_record,
+                                    runs=len(wb_pairs), baseline_bare=_median([p["bare"]["solved_s"] for p in wb_pairs]),
+                                    bare_5_runs_other_session=_median([r["solved_s"] for r in warm]),
+                                    bare_cold_s=_median([r["solved_s"] for r in cold_fresh]),
+                                    measured="workbench local backend, 4096 envs, warm kernel caches, submit to solved"),
+        "workbench_first_iteration_s": {
+            "warm": _figure(_median([p["workbench"]["first_iteration_s"] for p in wb_pairs]), wb_record,
+                            runs=len(wb_pairs), baseline_bare=_median([p["bare"]["first_iteration_s"] for p in wb_pairs])),
+            "cold": _figure(runs.get("workbench_cold", {}).get("first_iteration_s"), wb_record, runs=1,
+                            caches="Warp and CUDA JIT caches empty (a fresh machine)"),
+        },
+        "startup_experiments": {
+            "torch_bytecode_compiled": {
+                "before_s": _median([r["first_iteration_s"] for n, r in runs.items() if n.startswith("warm_before_pyc")]),
+                "after_s": _median([r["first_iteration_s"] for n, r in runs.items() if n.startswith("warm_after_pyc")]),
+                "note": "the device image's torch has no .pyc; compileall once, then warm bare starts"},
+            "cubin_warm_warp_cache_empty_cuda_cache_s": _median(
+                [r["first_iteration_s"] for n, r in runs.items() if n.startswith("cubin_warm_warp_empty_cuda")]),
+            "cubin_cold_s": runs.get("cubin_cold", {}).get("first_iteration_s"),
+            "fork_server": _load(RESULTS / "gpu" / "gpu_zygote.json"),
+        },
         "first_iteration_s": {
             "warm": first(warm, "Warp kernel cache and CUDA driver JIT cache filled"),
             "cold": first(cold_fresh, "both empty (a fresh machine)"),
@@ -102,6 +126,7 @@ def write_summary() -> dict:
             first[kind] = _figure(r["first_iteration_s"][kind], startup, baseline_bare=r["bare_first_iteration_s"][kind],
                                   num_envs=r["num_envs"], measured="workbench local backend, submit to first iteration")
     if gpu:
+        first["h100_workbench"] = gpu["workbench_first_iteration_s"]
         first["h100_bare"] = gpu["first_iteration_s"]
     summary["first_iteration_s"] = first
     solved: dict = {}
@@ -120,7 +145,9 @@ def write_summary() -> dict:
         r = logs["result"]
         summary["log_latency_ms_p50"] = _figure(r["p50_ms"], logs, p95_ms=r["p95_ms"], lines=r["lines"])
     if gpu:
+        summary["overhead_ratio_h100"] = gpu["overhead_ratio_h100"]
         summary["gpu_packing_speedup"] = gpu["gpu_packing_speedup"]
+        summary["startup_experiments_h100"] = gpu["startup_experiments"]
     summary["machines"] = {label(r["machine"]): r["machine"] for r in (overhead, startup, cpu, export, logs)
                            if r} | ({label(gpu["machine"]): gpu["machine"]} if gpu else {})
     SUMMARY.parent.mkdir(exist_ok=True)

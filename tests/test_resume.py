@@ -101,6 +101,7 @@ def test_unknown_job_or_missing_checkpoint(tmp_path: Path) -> None:
         resume_checkpoint(str(tmp_path / "model_3.pt"), tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_resume_continues_counters_checkpoints_and_metrics(library: str) -> None:
     first, resumed = first_training(library), resumed_training(library)
@@ -131,6 +132,7 @@ def test_resume_continues_counters_checkpoints_and_metrics(library: str) -> None
     assert spec["trainingConfig"]["resumeFrom"] == first.job_id
 
 
+@pytest.mark.slow
 def test_resume_a_job_killed_mid_run() -> None:
     """SIGKILL a long rsl_rl training once it saved checkpoints; a new job resumes from its last checkpoint."""
     document = {

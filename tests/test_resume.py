@@ -55,12 +55,12 @@ def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 
 
 def test_merge_drops_rows_logged_after_the_checkpoint(tmp_path: Path) -> None:
-    """A killed job logged iterations 0-5 but saved its last checkpoint at 3: history is 0-2 old, then 3-4 new."""
+    """A killed job logged iterations 0-5 but its last checkpoint was at 2: history is 0-2 old, then 3-4 new."""
     previous = _write(tmp_path / "previous.csv", ["step", "iteration", "wall_time", "reward"],
                       [[i, i, 100 + i, i / 10] for i in range(6)])
     current = _write(tmp_path / "metrics.csv", ["step", "iteration", "wall_time", "reward", "Loss/value"],
                      [[3, 3, 200, 0.9, 1.5], [4, 4, 201, 1.0, 1.4]])
-    merge_metrics(ResumePoint(tmp_path / "m.pt", 3, "rsl_rl", previous), current)
+    merge_metrics(ResumePoint(tmp_path / "m.pt", 2, "rsl_rl", previous), current)
     rows = _rows(current)
     assert [r["iteration"] for r in rows] == ["0", "1", "2", "3", "4"]
     assert [r["wall_time"] for r in rows] == ["100", "101", "102", "200", "201"]
@@ -81,7 +81,7 @@ def test_merge_before_the_resumed_run_logged_anything(tmp_path: Path) -> None:
     current = tmp_path / "metrics.csv"
     current.write_text("step,iteration\n")
     merge_metrics(ResumePoint(tmp_path / "m.pt", 2, "rsl_rl", previous), current)
-    assert [r["iteration"] for r in _rows(current)] == ["0", "1"]
+    assert [r["iteration"] for r in _rows(current)] == ["0", "1", "2", "3", "4"]
 
 
 def test_resume_arguments_per_library(tmp_path: Path) -> None:
@@ -106,16 +106,16 @@ def test_unknown_job_or_missing_checkpoint(tmp_path: Path) -> None:
 def test_resume_continues_counters_checkpoints_and_metrics(library: str) -> None:
     first, resumed = first_training(library), resumed_training(library)
     before, after = checkpoint_iterations(first), checkpoint_iterations(resumed)
-    # rsl_rl numbers iterations from 0 and re-runs the checkpoint's own index; rl_games and skrl count completed ones
+    # rsl_rl numbers iterations from 0; rl_games and skrl count completed ones
     last_before = FIRST_ITERATIONS - 1 if library == "rsl_rl" else FIRST_ITERATIONS
     assert before[-1] == last_before, log_tail(first)
     assert after and min(after) > last_before, (before, after)
-    assert after[-1] == last_before + MORE_ITERATIONS - (1 if library == "rsl_rl" else 0), log_tail(resumed)
+    assert after[-1] == last_before + MORE_ITERATIONS, log_tail(resumed)
 
     log = (resumed.outputs() / "logs" / "job.log").read_text()
     assert f"iteration {last_before} of that training" in log
     if library == "rsl_rl":
-        assert f"Learning iteration {last_before}/{last_before + MORE_ITERATIONS}" in log
+        assert f"Learning iteration {last_before + 1}/{last_before + 1 + MORE_ITERATIONS}" in log
     if library == "rl_games":
         assert f"epoch: {last_before + 1}/{last_before + MORE_ITERATIONS}" in log
 
@@ -153,5 +153,5 @@ def test_resume_a_job_killed_mid_run() -> None:
     assert checkpoint_iterations(killed)[-1] == saved
 
     resumed = train("rsl_rl", 1, package_format="whl", resumeFrom=killed.job_id)
-    assert checkpoint_iterations(resumed) == [saved]
+    assert checkpoint_iterations(resumed) == [saved + 1]
     assert f"iteration {saved} of that training" in (resumed.outputs() / "logs" / "job.log").read_text()

@@ -7,8 +7,8 @@ rsl-rl-lib 5.5.1, rl_games 1.6.5, skrl 2.1.1), and what the workbench adds:
 - **rsl_rl**: ``--checkpoint`` makes ``OnPolicyRunner.load`` restore the models, the optimizer and
   ``current_learning_iteration`` (the checkpoint's ``iter``); ``learn(max_iterations)`` then runs the iterations
   ``iter .. iter + max_iterations - 1`` and TensorBoard steps and ``model_<n>.pt`` names continue. rsl_rl stores the
-  index of the last *completed* iteration, so the first resumed iteration reuses that number: the merged metrics
-  keep the new row for it. ``maxIterations`` counts the new iterations.
+  index of the iteration it just *completed*, so by itself it would repeat that index; the job's own copy of the
+  checkpoint gets ``iter + 1``. ``maxIterations`` counts the new iterations.
 - **rl_games**: ``--checkpoint`` makes ``restore`` set ``epoch_num`` and ``frame`` from the checkpoint, so epochs,
   frames and TensorBoard steps continue. Its ``max_epochs`` is a total, not a count of new epochs, so the workbench
   passes ``--max_iterations <checkpoint epoch + maxIterations>`` (:func:`max_iterations_for`).
@@ -100,8 +100,11 @@ def resume_checkpoint(
         )
     if iteration is None:
         iteration = _iteration_from_name(checkpoint)
+    copy = _copy_into(checkpoint, dest_dir, f"resume_{checkpoint.name}")
+    if found_library == "rsl_rl":
+        _start_rsl_rl_after(copy, iteration)
     point = ResumePoint(
-        path=_copy_into(checkpoint, dest_dir, f"resume_{checkpoint.name}"),
+        path=copy,
         iteration=iteration,
         library=found_library or library,
         previous_metrics_csv=_copy_into(metrics, dest_dir, "previous_metrics.csv") if metrics else None,
@@ -129,8 +132,8 @@ def merge_metrics(point: ResumePoint, metrics_csv: Path, steps_per_iteration: in
     """Rewrite ``metrics_csv`` (the resumed run's own rows, as exported) as the whole training history.
 
     The resumed run's ``step`` and ``iteration`` columns are shifted by :attr:`ResumePoint.iteration_offset`
-    iterations (skrl). The previous job's rows before the resumed run's first iteration (``point.iteration`` while
-    it has logged nothing) come first; its rows from there on are dropped, as training went on from the checkpoint
+    iterations (skrl). The previous job's rows before the resumed run's first iteration come first (all of them
+    while it has logged nothing); its rows from there on are dropped, as training went on from the checkpoint
     (a killed job logs past its last one). Columns are the union of both files in their order.
     """
     new_header, new_rows = _read_csv(metrics_csv) if metrics_csv.exists() else ([], [])
@@ -141,8 +144,8 @@ def merge_metrics(point: ResumePoint, metrics_csv: Path, steps_per_iteration: in
             row["iteration"] = _shift(row["iteration"], offset)
     previous = point.previous_metrics_csv
     old_header, old_rows = _read_csv(previous) if previous is not None and previous.exists() else ([], [])
-    cut = min((_position(row) for row in new_rows), default=point.iteration)
-    kept = [row for row in old_rows if _position(row) < cut]
+    cut = min((_position(row) for row in new_rows), default=None)
+    kept = [row for row in old_rows if cut is None or _position(row) < cut]
     tmp = metrics_csv.with_name(f".{metrics_csv.name}.merge")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=_union(old_header, new_header), restval="", lineterminator="\n")
@@ -169,6 +172,20 @@ def inspect_checkpoint(path: Path) -> tuple[str | None, int | None]:
     if "policy" in data and ("value" in data or "optimizer" in data):
         return "skrl", None
     return None, None
+
+
+def _start_rsl_rl_after(copy: Path, iteration: int) -> None:
+    """Make the job's own copy of an rsl_rl checkpoint resume at the next iteration.
+
+    rsl_rl saves ``iter`` = the index of the iteration it just completed and ``learn`` starts at ``iter``, so a
+    resumed run would number its first iteration like the checkpoint's last one (a duplicate TensorBoard step and,
+    with one more iteration, the same ``model_<n>.pt`` name). ``iter + 1`` makes the numbers go on.
+    """
+    import torch
+
+    data = torch.load(copy, map_location="cpu", weights_only=False)
+    data["iter"] = iteration + 1
+    torch.save(data, copy)
 
 
 def _iteration_from_name(path: Path) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 
-
 import moto_compat  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 

@@ -144,6 +144,17 @@ def test_training_end_to_end(jobs, backend):
     assert any(line.startswith("[workbench] status SUCCEEDED") for line in again)
 
 
+def test_the_actual_cost_comes_from_the_batch_jobs_run_time(jobs, backend):
+    job = jobs["train"]
+    job.wait(timeout=WAIT)
+    described = wait_batch_done(job)
+    hours = (described["stoppedAt"] - described["startedAt"]) / 3_600_000
+    assumed = backend.estimate(job.spec())
+    assert job.cost() == pytest.approx(assumed.price_per_hour * hours)
+    assert backend.estimate_cost(job.job_id) == pytest.approx(job.cost())
+    assert job.status().details["cost_usd"] == pytest.approx(job.cost(), abs=1e-4)
+
+
 def test_the_task_token_never_leaves_the_environment(jobs):
     job = jobs["train"]
     job.wait(timeout=WAIT)

@@ -295,7 +295,11 @@ class AwsJob(Job):
         return self.status()
 
     def cost(self) -> float | None:
-        """The job's cost so far in USD (an estimate from its run time and instance price; None before it runs)."""
+        """The job's cost so far in USD: run time x the on-demand price of its instance (None before it runs).
+
+        The instance type comes from the Batch job's container instance; where that is unknown, the type the
+        estimate assumed. An estimate either way (see :mod:`workbench.backends.aws_costs`).
+        """
         return self._cost(self._batch_jobs())
 
     def _cost(self, batch: list[dict]) -> float | None:

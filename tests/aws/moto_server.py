@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 
-import moto_compat  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
+import moto_compat
+from moto.server import ThreadedMotoServer
 
 if __name__ == "__main__":
     moto_compat.install()

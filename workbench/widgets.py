@@ -38,6 +38,7 @@ from workbench.task_catalogue import CORE_TASK_LIBRARIES
 
 PACKAGE_ACCEPT = ".whl,.tar.gz,.tgz,.zip"
 LOG_LINES = 400
+LOG_TAIL = 25
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -458,11 +459,10 @@ class JobPanel:
             self._render_log()
 
     def _render_log(self) -> None:
-        """The log tail in a box that stays scrolled to its newest line (column-reverse)."""
-        text = _escape("\n".join(self.lines))
-        self.log.value = ("<div style='max-height:200px;overflow:auto;display:flex;flex-direction:column-reverse;"
-                          "border:1px solid #ccc;background:#fafafa'><pre style='margin:4px;font-size:11px'>"
-                          f"{text}</pre></div>")
+        """The newest lines of the log (the whole log stays in ``job.logs()``)."""
+        text = _escape("\n".join(list(self.lines)[-LOG_TAIL:]))
+        self.log.value = ("<pre style='margin:0;padding:4px;font-size:11px;line-height:1.3;overflow-x:auto;"
+                          f"border:1px solid #ccc;background:#fafafa'>{text}</pre>")
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():

@@ -161,7 +161,21 @@ class Orchestration(Construct):
         rule.add_target(targets.LambdaFunction(function, retry_attempts=4))
 
     def _definition(self, compute: Compute, prepare_module: ModuleType) -> sfn.IChainable:
-        fail = sfn.Fail(self, "Job failed", error_path="$.failure.error", cause_path="$.failure.cause")
+        job_failed = sfn.Fail(self, "Job failed", error_path="$.failure.error", cause_path="$.failure.cause")
+        reserved_name = sfn.Pass(
+            self,
+            "Rename a reserved error name",
+            parameters={
+                "error": sfn.JsonPath.format("Workbench.{}", sfn.JsonPath.string_at("$.failure.error")),
+                "cause": sfn.JsonPath.string_at("$.failure.cause"),
+            },
+            result_path="$.failure",
+        ).next(job_failed)
+        fail = (
+            sfn.Choice(self, "Is the error name reserved?", comment="A Fail state may not raise a States.* error")
+            .when(sfn.Condition.string_matches("$.failure.error", "States.*"), reserved_name)
+            .otherwise(job_failed)
+        )
         succeed = sfn.Succeed(self, "Job succeeded", output_path="$.output")
 
         report_failure = tasks.CallAwsService(

@@ -114,6 +114,8 @@ def test_a_job_that_stops_heartbeating_is_failed_and_its_batch_job_terminated(jo
     status = job.wait(timeout=WAIT, poll_interval=0.5)
     assert status.state is JobState.FAILED
     assert "heartbeat" in status.reason or "time limit" in status.reason, status.reason
+    execution = job.backend.client("stepfunctions").describe_execution(executionArn=job.execution_arn)
+    assert execution["status"] == "FAILED" and execution["error"].startswith("Workbench.States."), execution
     described = wait_batch_done(job)
     assert described["status"] == "FAILED" and "Workbench pipeline" in described["statusReason"]
 

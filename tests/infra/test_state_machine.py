@@ -130,7 +130,7 @@ def test_the_caller_token_is_failed_with_the_error_and_cause_when_given(definiti
     assert waiting["Choices"] == [
         {"Variable": "$.callerTaskToken", "IsPresent": True, "Next": "Report the failure to the caller"}
     ]
-    assert waiting["Default"] == "Job failed"
+    assert waiting["Default"] == "Is the error name reserved?"
     report = states["Report the failure to the caller"]
     assert report["Resource"].endswith(":states:::aws-sdk:sfn:sendTaskFailure")
     assert report["Parameters"] == {
@@ -139,6 +139,18 @@ def test_the_caller_token_is_failed_with_the_error_and_cause_when_given(definiti
         "Cause.$": "$.failure.cause",
     }
     assert states["Job failed"] == {"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.cause"}
+
+
+def test_the_fail_state_never_raises_a_reserved_states_error(definition):
+    states = definition["States"]
+    reserved = states["Is the error name reserved?"]
+    assert reserved["Choices"] == [
+        {"Variable": "$.failure.error", "StringMatches": "States.*", "Next": "Rename a reserved error name"}
+    ]
+    assert reserved["Default"] == "Job failed"
+    rename = states["Rename a reserved error name"]
+    assert rename["Parameters"]["error.$"] == "States.Format('Workbench.{}', $.failure.error)"
+    assert rename["Next"] == "Job failed"
 
 
 def test_a_failure_without_a_cause_still_gets_one(definition):

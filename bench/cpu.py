@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.jobs import run_bare, run_workbench, training_spec
@@ -28,7 +29,11 @@ def _median(values: list[float | None]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
-def _pairs(pairs: int, workbench, bare) -> list[dict]:
+Side = Callable[[int], RunTiming]
+"""One side of a comparison: the n-th run."""
+
+
+def _pairs(pairs: int, workbench: Side, bare: Side) -> list[dict]:
     """``pairs`` alternating (workbench, bare) measurements."""
     out = []
     for n in range(pairs):
@@ -42,16 +47,22 @@ def _pairs(pairs: int, workbench, bare) -> list[dict]:
     return out
 
 
-def overhead(work: Path, pairs: int = 3, num_envs: int = 64, iterations: int = 25) -> dict:
-    """(a) Training throughput through the workbench over bare ``isaaclab train``, warm kernel cache."""
+def overhead(work: Path, pairs: int = 3, num_envs: int = 64, iterations: int = 25, concurrent: bool = False) -> dict:
+    """(a) Training throughput through the workbench over bare ``isaaclab train``, warm kernel cache.
+
+    ``concurrent``: both sides of a pair train at the same time, so they see the same load (use it on a shared
+    machine whose load drifts within a pair); otherwise they alternate.
+    """
     home = work / "home-warm"
     spec = training_spec(num_envs, iterations)
     run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
-    results = _pairs(pairs, lambda n: run_workbench(spec, home), lambda n: run_bare(spec, home, work / f"bare-{n}"))
+    wb = lambda n: run_workbench(spec, home)  # noqa: E731
+    bare = lambda n: run_bare(spec, home, work / f"bare-{n}")  # noqa: E731
+    results = [_together(wb, bare, n) for n in range(pairs)] if concurrent else _pairs(pairs, wb, bare)
     ratios = [p["workbench"]["median_steps_per_s"] / p["bare"]["median_steps_per_s"] for p in results
               if p["workbench"]["median_steps_per_s"] and p["bare"]["median_steps_per_s"]]
     walls = [p["bare"]["wall_s"] / p["workbench"]["wall_s"] for p in results]
-    return {"num_envs": num_envs, "iterations": iterations, "pairs": results,
+    return {"num_envs": num_envs, "iterations": iterations, "concurrent": concurrent, "pairs": results,
             "throughput_ratio_median": _median(ratios), "throughput_ratios": [round(r, 3) for r in ratios],
             "wall_ratio_bare_over_workbench_median": _median(walls)}
 
@@ -100,7 +111,7 @@ def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int 
             "bare_time_to_solved_s": _median([p["bare"]["solved_s"] for p in results])}
 
 
-def _together(workbench, bare, n: int) -> dict:
+def _together(workbench: Side, bare: Side, n: int) -> dict:
     """Run both sides at once; their summaries."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -116,15 +116,18 @@ def write_summary() -> dict:
     if overhead := _load(RESULTS / "overhead.json"):
         r = overhead["result"]
         summary["overhead_ratio_cpu"] = _figure(r["throughput_ratio_median"], overhead, pairs=len(r["pairs"]),
+                                                ratios=r["throughput_ratios"], concurrent=r.get("concurrent", False),
                                                 num_envs=r["num_envs"], iterations=r["iterations"],
-                                                wall_ratio_bare_over_workbench=r["wall_ratio_bare_over_workbench_median"])
+                                                wall_ratio_bare_over_workbench=r["wall_ratio_bare_over_workbench_median"],
+                                                alternating_pairs_ratios=r.get("alternating", {}).get("throughput_ratios"))
     gpu = gpu_figures()
     first: dict = {}
     if startup := _load(RESULTS / "startup.json"):
         r = startup["result"]
         for kind in ("cold", "warm"):
             first[kind] = _figure(r["first_iteration_s"][kind], startup, baseline_bare=r["bare_first_iteration_s"][kind],
-                                  num_envs=r["num_envs"], measured="workbench local backend, submit to first iteration")
+                                  runs=len(r[kind]), num_envs=r["num_envs"],
+                                  measured="workbench local backend, submit to first iteration")
     if gpu:
         first["h100_workbench"] = gpu["workbench_first_iteration_s"]
         first["h100_bare"] = gpu["first_iteration_s"]
@@ -140,10 +143,12 @@ def write_summary() -> dict:
     if export := _load(RESULTS / "export.json"):
         r = export["result"]
         summary["metrics_export_s_100k"] = _figure(r["export_s_median"], export, runs=len(r["export_s"]),
-                                                   function=r["function"], event_file_mib=r["event_file_mib"])
+                                                   function=r["function"], event_file_mib=r["event_file_mib"],
+                                                   direct_reader_10k=r.get("direct_reader_10k"))
     if logs := _load(RESULTS / "logs.json"):
         r = logs["result"]
-        summary["log_latency_ms_p50"] = _figure(r["p50_ms"], logs, p95_ms=r["p95_ms"], lines=r["lines"])
+        summary["log_latency_ms_p50"] = _figure(r["p50_ms"], logs, p95_ms=r["p95_ms"], lines=r["lines"],
+                                                with_poll_interval_0_1_s=r.get("with_poll_interval_0.1s"))
     if gpu:
         summary["overhead_ratio_h100"] = gpu["overhead_ratio_h100"]
         summary["gpu_packing_speedup"] = gpu["gpu_packing_speedup"]

@@ -14,7 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TextIO
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -107,7 +109,8 @@ def watch(
     return timing
 
 
-def follow_lines(lines, timing: RunTiming, threshold: float, stop, stop_when_solved: bool = False,
+def follow_lines(lines: Iterable[tuple[float, str]], timing: RunTiming, threshold: float, stop: Callable[[], None],
+                 stop_when_solved: bool = False,
                  stop_after_first_iteration: bool = False) -> None:
     """Fill ``timing`` from ``(seconds, line)`` pairs; call ``stop()`` once the stop condition is met."""
     current: Iteration | None = None
@@ -129,7 +132,7 @@ def follow_lines(lines, timing: RunTiming, threshold: float, stop, stop_when_sol
             stop()
 
 
-def _logged(lines, log):
+def _logged(lines: Iterable[tuple[float, str]], log: TextIO) -> Iterator[tuple[float, str]]:
     for now, line in lines:
         log.write(f"{now:9.3f} {line}\n")
         yield now, line

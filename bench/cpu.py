@@ -47,7 +47,7 @@ def _pairs(pairs: int, workbench: Side, bare: Side) -> list[dict]:
     return out
 
 
-def overhead(work: Path, pairs: int = 3, num_envs: int = 64, iterations: int = 25, concurrent: bool = False) -> dict:
+def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 25, concurrent: bool = True) -> dict:
     """(a) Training throughput through the workbench over bare ``isaaclab train``, warm kernel cache.
 
     ``concurrent``: both sides of a pair train at the same time, so they see the same load (use it on a shared

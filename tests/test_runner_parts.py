@@ -99,7 +99,8 @@ def test_metrics_export_keeps_every_point(tmp_path: Path) -> None:
         writer.add_scalar("Loss/value", 1.0 / (step + 1), step)
         writer.add_scalar("Train/mean_reward/time", step * 0.5, step * 7)
     writer.close()
-    rows = outputs.export_metrics(run, "rsl_rl", tmp_path / "metrics.csv")
+    reader = outputs.ScalarReader(run, "rsl_rl")
+    rows = outputs.export_metrics(reader, tmp_path / "metrics.csv")
     assert len(rows) == 12000
     with (tmp_path / "metrics.csv").open() as handle:
         table = list(csv.DictReader(handle))
@@ -107,6 +108,27 @@ def test_metrics_export_keeps_every_point(tmp_path: Path) -> None:
     assert "Train/mean_reward/time" not in table[0]
     assert float(table[11999]["reward"]) == 11999 * 0.5 and table[11999]["iteration"] == "11999"
     assert outputs.latest_progress(rows).mean_reward == 11999 * 0.5
+
+
+def test_metrics_export_reads_only_what_is_new(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter as TorchSummaryWriter  # flushes synchronously, as rsl_rl's
+
+    run = tmp_path / "run"
+    writer = TorchSummaryWriter(str(run))
+    for step in range(5):
+        writer.add_scalar("Train/mean_reward", float(step), step)
+    writer.flush()
+    reader = outputs.ScalarReader(run, "rsl_rl")
+    assert sorted(outputs.export_metrics(reader, tmp_path / "metrics.csv")) == [0, 1, 2, 3, 4]
+    for step in range(5, 8):
+        writer.add_scalar("Train/mean_reward", float(step), step)
+    writer.flush()
+    rows = outputs.export_metrics(reader, tmp_path / "metrics.csv")
+    assert sorted(rows) == list(range(8)) and rows[7]["Train/mean_reward"] == 7.0
+    assert reader._consumed[(run, "Train/mean_reward")] == 8
+    with (tmp_path / "metrics.csv").open() as handle:
+        assert [row["reward"] for row in csv.DictReader(handle)] == [repr(float(s)) for s in range(8)]
+    writer.close()
 
 
 def _publish_many(path: str, count: int) -> None:

@@ -27,3 +27,9 @@ def assets_dir() -> Path:
 def warp_cache_dir() -> Path:
     """Warp's kernel cache, kept across jobs so the second start skips kernel compilation."""
     return workbench_home() / "cache" / "warp"
+
+
+def cuda_cache_dir() -> Path:
+    """The CUDA driver's compute cache (``CUDA_CACHE_PATH``): Warp ships PTX that the driver would otherwise
+    recompile in every new process (see docs/benchmarks.md)."""
+    return workbench_home() / "cache" / "cuda"

@@ -86,7 +86,7 @@ class LocalJob(Job):
         write_json_atomic(self.status_path, final.to_dict())
         return final
 
-    def logs(self, follow: bool = False, poll_interval: float = 0.5) -> Iterator[str]:
+    def logs(self, follow: bool = False, poll_interval: float = 0.1) -> Iterator[str]:
         position = 0
         pending = ""
         while True:

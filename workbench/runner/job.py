@@ -112,6 +112,7 @@ class JobRunner:
         self._resume: ResumePoint | None = None
         self._launch: DistributedLaunch | None = None
         self._slot: int | None = None
+        self._metrics: outputs.ScalarReader | None = None
         self._log_lock = threading.Lock()
 
     def run(self) -> JobStatus:
@@ -200,7 +201,9 @@ class JobRunner:
     def _environment(self, spec: JobSpec) -> dict[str, str]:
         warp_cache = paths.warp_cache_dir()
         warp_cache.mkdir(parents=True, exist_ok=True)
-        env = {"WARP_CACHE_PATH": str(warp_cache)}
+        cuda_cache = paths.cuda_cache_dir()
+        cuda_cache.mkdir(parents=True, exist_ok=True)
+        env = {"WARP_CACHE_PATH": str(warp_cache), "CUDA_CACHE_PATH": str(cuda_cache), "CUDA_CACHE_MAXSIZE": "4294967296"}
         assets = self.settings.assets
         if assets == "nucleus":
             env.update(asset_root_for(spec.task, paths.assets_dir(), mode="nucleus"))
@@ -305,7 +308,9 @@ class JobRunner:
         copied = outputs.sync_checkpoints(run_dir, spec.rl_library, checkpoints, offset)
         if self.settings.checkpoint_dir is not None and copied:
             outputs.sync_checkpoints(run_dir, spec.rl_library, self.settings.checkpoint_dir, offset)
-        rows = outputs.export_metrics(run_dir, spec.rl_library, self.work_dir / "metrics.csv")
+        if self._metrics is None or self._metrics.run_dir != run_dir:
+            self._metrics = outputs.ScalarReader(run_dir, spec.rl_library)
+        rows = outputs.export_metrics(self._metrics, self.work_dir / "metrics.csv")
         if self._resume is not None:
             merge_metrics(self._resume, self.work_dir / "metrics.csv", outputs.steps_per_iteration(run_dir, spec.rl_library))
         self.publisher.update_progress(outputs.latest_progress(rows))

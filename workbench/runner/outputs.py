@@ -153,29 +153,49 @@ def event_dirs(run_dir: Path) -> list[Path]:
     return sorted({p.parent for p in run_dir.rglob("events.out.tfevents.*")})
 
 
-def read_scalars(run_dir: Path, library: str) -> dict[int, dict[str, float]]:
-    """Every scalar of every TensorBoard event file under ``run_dir``: ``{step: {"wall_time": t, tag: value}}``.
+class ScalarReader:
+    """Reads every scalar of a run's TensorBoard event files, incrementally: each ``read()`` parses only the
+    records written since the last one (EventAccumulator resumes where it stopped), so a long training can be
+    exported again and again at a small cost.
 
-    No downsampling (``size_guidance`` 0 keeps every point); a later value at the same step wins.
+    Rows are ``{step: {"wall_time": t, tag: value}}``; no downsampling (``size_guidance`` 0 keeps every point);
+    a later value at the same step wins.
     """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    skip = SECONDARY_AXIS_SUFFIXES.get(library, ())
-    epoch_axis = EPOCH_AXIS_PREFIXES.get(library, ())
-    per_epoch = steps_per_iteration(run_dir, library) if epoch_axis else 1
-    rows: dict[int, dict[str, float]] = {}
-    for directory in event_dirs(run_dir):
-        accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags().get("scalars", []):
-            if tag.endswith(skip):
-                continue
-            for event in accumulator.Scalars(tag):
-                step = (event.step - 1) * per_epoch if tag.startswith(epoch_axis) else event.step
-                row = rows.setdefault(step, {})
-                row["wall_time"] = max(row.get("wall_time", 0.0), event.wall_time)
-                row[tag] = event.value
-    return rows
+    def __init__(self, run_dir: Path, library: str) -> None:
+        self.run_dir = run_dir
+        self.library = library
+        self.rows: dict[int, dict[str, float]] = {}
+        self._accumulators: dict[Path, object] = {}
+        self._consumed: dict[tuple[Path, str], int] = {}
+
+    def read(self) -> dict[int, dict[str, float]]:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        skip = SECONDARY_AXIS_SUFFIXES.get(self.library, ())
+        epoch_axis = EPOCH_AXIS_PREFIXES.get(self.library, ())
+        per_epoch = steps_per_iteration(self.run_dir, self.library) if epoch_axis else 1
+        for directory in event_dirs(self.run_dir):
+            accumulator = self._accumulators.get(directory)
+            if accumulator is None:
+                accumulator = self._accumulators[directory] = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+            accumulator.Reload()
+            for tag in accumulator.Tags().get("scalars", []):
+                if tag.endswith(skip):
+                    continue
+                events = accumulator.Scalars(tag)
+                for event in events[self._consumed.get((directory, tag), 0):]:
+                    step = (event.step - 1) * per_epoch if tag.startswith(epoch_axis) else event.step
+                    row = self.rows.setdefault(step, {})
+                    row["wall_time"] = max(row.get("wall_time", 0.0), event.wall_time)
+                    row[tag] = event.value
+                self._consumed[(directory, tag)] = len(events)
+        return self.rows
+
+
+def read_scalars(run_dir: Path, library: str) -> dict[int, dict[str, float]]:
+    """Every scalar of the run, read once (see :class:`ScalarReader`)."""
+    return ScalarReader(run_dir, library).read()
 
 
 def metrics_csv(rows: dict[int, dict[str, float]], steps_per_iteration: int = 1) -> str:
@@ -207,10 +227,10 @@ def _cell(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def export_metrics(run_dir: Path, library: str, dest: Path) -> dict[int, dict[str, float]]:
-    """Write ``dest`` (metrics.csv) from the run's event files; returns the rows."""
-    rows = read_scalars(run_dir, library)
-    write_text_atomic(dest, metrics_csv(rows, steps_per_iteration(run_dir, library)))
+def export_metrics(reader: ScalarReader, dest: Path) -> dict[int, dict[str, float]]:
+    """Write ``dest`` (metrics.csv) from the run's event files, reading what is new; returns all rows."""
+    rows = reader.read()
+    write_text_atomic(dest, metrics_csv(rows, steps_per_iteration(reader.run_dir, reader.library)))
     return rows
 
 

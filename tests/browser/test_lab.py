@@ -53,12 +53,11 @@ def lab(tmp_path: Path):
     env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                PYTHONPATH=str(ROOT))
-    subprocess.run([sys.executable, "-m", "jupyter", "labextension", "disable", "--level=user",
-                    "@jupyterlab/apputils-extension:announcements"], env=env, check=True, capture_output=True)
     page_config = tmp_path / "config" / "labconfig" / "page_config.json"
-    settings = json.loads(page_config.read_text())
-    settings.update(buildCheck=False, buildAvailable=False)  # no "Build Recommended" pop-up from other extensions
-    page_config.write_text(json.dumps(settings))
+    page_config.parent.mkdir(parents=True)
+    # What `jupyter labextension disable` writes, plus no "Build Recommended" pop-up caused by other extensions.
+    page_config.write_text(json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
+                                       "buildCheck": False, "buildAvailable": False}))
     port, token = _free_port(), secrets.token_hex(16)
     log = (tmp_path / "lab.log").open("w")
     process = subprocess.Popen(

@@ -63,7 +63,7 @@ def test_grid_2x2_prunes_poor_trials_and_resumes_after_a_kill(tmp_path: Path) ->
     """Trials 0-1 reward staying alive; trials 2-3 punish it (constructed to be worse at every iteration), so the
     median pruner stops them early. The sweep process is killed once a trial has finished and continued."""
     directory = tmp_path / "grid"
-    max_iterations = 4
+    max_iterations = 30  # long enough that a cancel after the pruning decision lands well before the end
     base = {"trainingConfig": {**BASE["trainingConfig"], "maxIterations": max_iterations}}
     sweep = Sweep("grid", base, {"env.rew_scale_alive": Choice([1.0, -10.0]), "seed": Choice([1, 2])},
                   strategy="grid", pruner="median", packing=CPU_PAIR, root=directory, poll_interval=0.5)

@@ -3,6 +3,7 @@
   python -m bench.gpu solved  --out DIR   # asset root, cold and warm kernel cache: first iteration, time to solved
   python -m bench.gpu packing --out DIR   # k = 1, 2, 4, 8 concurrent trainings on one GPU; start-up profile; cold #2
   python -m bench.gpu workbench --out DIR # the workbench's local backend vs bare, alternating: overhead, first iteration
+  python -m bench.gpu distributed --out DIR  # the runner's torchrun launch on every visible GPU vs plain on one GPU
 
 Results go to ``DIR/gpu_<phase>.json`` after every run (so a run cut off at the device's time limit still leaves
 what it measured) and the timestamped logs to ``DIR/gpu_<phase>_logs.tar.gz``.
@@ -198,6 +199,32 @@ def phase_workbench(rec: Recorder, deadline: float, iterations: int, pairs: int 
     rec.add("workbench_throughput_ratios", ratios)
 
 
+def phase_distributed(rec: Recorder, iterations: int) -> None:
+    """Isaac Lab's distributed training through the runner's own torchrun launch (``workbench.runner.multinode``,
+    the multi-node code path) on every visible GPU, against plain training on one GPU: aggregate steps/s."""
+    import torch
+
+    from workbench.runner.multinode import DistributedLaunch, master_port, shared_run_timestamp
+
+    gpus = torch.cuda.device_count()
+    rec.add("gpus", gpus)
+    build_assets(rec)
+    plain = run_one("plain-1gpu", WARM_CACHE, max_iterations=iterations)
+    rec.add("plain_1gpu", plain.to_json())
+    launch = DistributedLaunch(None, gpus, shared_run_timestamp("bench-distributed"), master_port("bench-distributed"))
+    command = launch.command(train_command(iterations) + ["--device", "cuda:0", "agent.device=cuda:0"])
+    rec.add("distributed_command", command)
+    cwd = Path("/tmp/bench-runs") / f"distributed-{gpus}gpu"
+    env = launch.environment(env_for(WARM_CACHE))
+    timing = watch(command, cwd, env=env, log_path=LOGS / f"distributed-{gpus}gpu.log")
+    rec.add(f"distributed_{gpus}gpu", timing.to_json())
+    per_rank = timing.median_steps_per_second()
+    single = plain.median_steps_per_second()
+    if per_rank and single:
+        rec.add("scaling", {"gpus": gpus, "rank0_steps_per_s": per_rank, "aggregate_steps_per_s": per_rank * gpus,
+                            "plain_1gpu_steps_per_s": single, "speedup": per_rank * gpus / single})
+
+
 def phase_pyc(rec: Recorder) -> None:
     """Warm starts before and after compiling the bytecode of the image's torch (its venv ships no .pyc)."""
     import os
@@ -223,7 +250,7 @@ def phase_pyc(rec: Recorder) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["solved", "packing", "workbench", "pyc"])
+    parser.add_argument("phase", choices=["solved", "packing", "workbench", "pyc", "distributed"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop starting new runs after this")
     parser.add_argument("--iterations", type=int, default=100, help="iterations of each packed training")
@@ -238,6 +265,8 @@ def main() -> None:
         phase_pyc(rec)
     elif args.phase == "workbench":
         phase_workbench(rec, deadline, args.iterations)
+    elif args.phase == "distributed":
+        phase_distributed(rec, args.iterations)
     else:
         phase_packing(rec, deadline, args.iterations, [int(k) for k in args.ks.split(",")])
     rec.save()

@@ -52,7 +52,10 @@ stamp=".venv/.bootstrap-$stamp_inputs"
 if [ ! -f "$stamp" ]; then
   py="$(find_python312)" || { say "Python 3.12 not found: install it (pyenv install 3.12, or conda env create -f environment.yml) or set PYTHON312"; exit 1; }
   say "using $py"
-  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    rm -rf .venv  # missing, or left half-made by an interrupted run
+    "$py" -m venv .venv
+  fi
   .venv/bin/python -m pip install -q --upgrade pip
   say "installing Isaac Lab 3.0 and the workbench into .venv (first time: a few minutes, ~8 GB)"
   .venv/bin/python -m pip install -q -e ".[isaaclab,results,notebooks,aws,infra,test]"

@@ -59,26 +59,24 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _body(event: Any) -> dict[str, Any]:
     body = event.get("body") if isinstance(event, dict) else None
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError as exc:
-            raise EntryError(f"the request body is not valid JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise EntryError("the request has no body object")
-    return body
+    return _json_object(body, "the request body", "the request has no body object")
 
 
 def _input_parameters(value: Any) -> dict[str, Any]:
     if value in (None, ""):
         return {}
+    return _json_object(value, "inputParameters", "inputParameters must be a JSON object (the job spec)")
+
+
+def _json_object(value: Any, what: str, not_an_object: str) -> dict[str, Any]:
+    """``value`` as a dict, decoding it first when it is JSON text (VAMS sends either)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise EntryError(f"inputParameters is not valid JSON ({exc})") from None
+            raise EntryError(f"{what} is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise EntryError("inputParameters must be a JSON object (the job spec)")
+        raise EntryError(not_an_object)
     return value
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
-from infra_configs import DISABLED, ENABLED, VARIANT
+from infra_configs import BUCKET, DISABLED, ENABLED, REGION, VARIANT
+from moto import mock_aws
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,15 @@ def definition(template: dict[str, Any]) -> dict[str, Any]:
     from workbench_infra.synth import state_machine_definition
 
     return state_machine_definition(template)
+
+
+@pytest.fixture()
+def s3(monkeypatch: pytest.MonkeyPatch):
+    """An S3 client on moto's in-process S3 holding the pipeline bucket (dummy credentials, no endpoint)."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield client

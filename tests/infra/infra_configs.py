@@ -12,6 +12,9 @@ if str(INFRA) not in sys.path:
     sys.path.insert(0, str(INFRA))
 
 IMPORT_FUNCTION = "vamsImportGlobalPipelineWorkflow"
+REGION = "us-west-2"
+BUCKET = "workbench-bucket"
+"""The pipeline bucket of the Lambda tests, created in moto's in-process S3 (the ``s3`` fixture)."""
 ENABLED: dict[str, Any] = {
     "stackName": "WorkbenchTest",
     "app": {

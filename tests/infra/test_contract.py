@@ -16,14 +16,12 @@ import botocore.session
 import pytest
 from asl import lookup, render
 from botocore.validate import ParamValidator
-from moto import mock_aws
+from infra_configs import BUCKET, REGION
 from workbench_infra.lambda_modules import load_lambda_module
 from workbench_infra.synth import definition_with, resources_of_type
 
 from workbench.spec import parse_spec
 
-REGION = "us-west-2"
-BUCKET = "workbench-bucket"
 QUEUE = f"arn:aws:batch:{REGION}:123456789012:job-queue/workbench"
 SINGLE = f"arn:aws:batch:{REGION}:123456789012:job-definition/single:1"
 MULTI = f"arn:aws:batch:{REGION}:123456789012:job-definition/multi:1"
@@ -33,15 +31,9 @@ PACKAGE = f"s3://{BUCKET}/inputs/my_env-1.0.tar.gz"
 
 
 @pytest.fixture()
-def aws(monkeypatch: pytest.MonkeyPatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_object(Bucket=BUCKET, Key=PACKAGE.split("/", 3)[3], Body=b"package")
-        yield s3
+def aws(s3):
+    s3.put_object(Bucket=BUCKET, Key=PACKAGE.split("/", 3)[3], Body=b"package")
+    return s3
 
 
 def resource_names(template: dict[str, Any]) -> dict[str, str]:

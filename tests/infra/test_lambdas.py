@@ -10,10 +10,9 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
+from infra_configs import BUCKET, REGION
 from workbench_infra.lambda_modules import load_lambda_module
 
-REGION = "us-west-2"
-BUCKET = "workbench-bucket"
 
 prepare = load_lambda_module("prepare")
 entry = load_lambda_module("entry")
@@ -25,17 +24,6 @@ SETTINGS = prepare.Settings(
     multi_node_job_definition="multi",
     checkpoint_root="/mnt/efs/checkpoints",
 )
-
-
-@pytest.fixture()
-def s3(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield client
 
 
 def sfn_stub() -> tuple[object, Stubber]:

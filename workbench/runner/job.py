@@ -205,10 +205,8 @@ class JobRunner:
         cuda_cache.mkdir(parents=True, exist_ok=True)
         env = {"WARP_CACHE_PATH": str(warp_cache), "CUDA_CACHE_PATH": str(cuda_cache), "CUDA_CACHE_MAXSIZE": "4294967296"}
         assets = self.settings.assets
-        if assets == "nucleus":
-            env.update(asset_root_for(spec.task, paths.assets_dir(), mode="nucleus"))
-        elif assets == "offline":
-            env.update(asset_root_for(spec.task, paths.assets_dir(), mode="offline"))
+        if assets in ("nucleus", "offline"):
+            env.update(asset_root_for(spec.task, paths.assets_dir(), mode=assets))
         else:
             env.update(asset_root_for(spec.task, Path(assets), mode="custom"))
         return env
@@ -224,8 +222,12 @@ class JobRunner:
         return custom
 
     def _agent_config(self, spec: JobSpec, pythonpath: list[str]) -> dict | None:
-        """The task's YAML agent config where the command depends on it (rl_games batch, skrl rollouts)."""
-        if spec.rl_library == "rsl_rl" and spec.custom_environment_uri is None:
+        """The task's YAML agent config where the command depends on it (rl_games batch, skrl rollouts).
+
+        rsl_rl's command needs none, and its task was checked already: by the spec's catalogue, or by the custom
+        package's own task list (``CustomEnvironment.require_task``), so no registry probe is spent on it.
+        """
+        if spec.rl_library == "rsl_rl":
             return None
         info = probe_task(spec.task, spec.rl_library, pythonpath)
         if not info.registered:

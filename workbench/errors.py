@@ -54,3 +54,7 @@ class BudgetExceededError(WorkbenchError):
 
 class BackendConfigError(WorkbenchError):
     """A backend cannot find or read its configuration (e.g. the AWS stack's outputs)."""
+
+
+class SettingError(WorkbenchError):
+    """A ``WORKBENCH_*`` environment variable has a value that is not allowed."""

@@ -6,56 +6,43 @@ the whole group and SIGKILL after a grace period: nothing the job started is lef
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 
-class ChildProcess:
-    """One child command; ``on_line`` is called (from a reader thread) with every output line."""
+class Child:
+    """What the runner needs of its child: pid (= process group), output lines, ``poll``, group ``stop``."""
 
-    def __init__(
-        self,
-        command: Sequence[str],
-        cwd: Path,
-        env: Mapping[str, str],
-        on_line: Callable[[str], None],
-    ) -> None:
-        self.command = list(command)
+    def __init__(self, pid: int, output_fd: int, on_line: Callable[[str], None]) -> None:
+        self.pid = pid
         self.last_output_at = time.monotonic()
         self._on_line = on_line
-        self._popen = subprocess.Popen(
-            self.command,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid = self._popen.pid
-        self._reader = threading.Thread(target=self._read, args=(self._popen.stdout,), daemon=True)
+        self._reader = threading.Thread(target=self._read, args=(output_fd,), daemon=True)
         self._reader.start()
 
-    def _read(self, stream: IO[bytes]) -> None:
+    def _read(self, fd: int) -> None:
         pending = b""
-        while chunk := os.read(stream.fileno(), 65536):
-            self.last_output_at = time.monotonic()
-            pending += chunk
-            *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
-            for line in lines:
-                if line.strip():
-                    self._on_line(line.decode("utf-8", "replace"))
+        with os.fdopen(fd, "rb", buffering=0) as stream:
+            while chunk := stream.read(65536):
+                self.last_output_at = time.monotonic()
+                pending += chunk
+                *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._on_line(line.decode("utf-8", "replace"))
         if pending.strip():
             self._on_line(pending.decode("utf-8", "replace"))
 
     def poll(self) -> int | None:
-        return self._popen.poll()
+        """The exit code (negative: killed by that signal) once the child has ended, else None."""
+        raise NotImplementedError
 
     def wait_output(self, timeout: float = 10.0) -> None:
         """Wait for the reader to drain what the child wrote before it exited."""
@@ -67,13 +54,81 @@ class ChildProcess:
             _signal_group(self.pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if self._popen.poll() is not None and not group_alive(self.pid):
+            if self.poll() is not None and not group_alive(self.pid):
                 break
             time.sleep(0.1)
         _signal_group(self.pid, signal.SIGKILL)
-        code = self._popen.wait()
+        code = self._wait()
         self.wait_output(timeout=2.0)
         return code
+
+    def _wait(self) -> int:
+        while (code := self.poll()) is None:
+            time.sleep(0.05)
+        return code
+
+
+class ChildProcess(Child):
+    """A fresh process for ``command``, in its own session; ``on_line`` gets every output line (reader thread)."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        on_line: Callable[[str], None],
+    ) -> None:
+        self.command = list(command)
+        self._popen = subprocess.Popen(
+            self.command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        super().__init__(self._popen.pid, os.dup(self._popen.stdout.fileno()), on_line)
+        self._popen.stdout.close()
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def _wait(self) -> int:
+        return self._popen.wait()
+
+
+class ForkedChild(Child):
+    """A child forked by the warm process (``warmstart``): the exit code arrives on the request's connection.
+
+    Should the warm process itself die first, the code is lost: the child counts as killed once its group is gone.
+    """
+
+    def __init__(self, pid: int, connection: socket.socket, output_fd: int, on_line: Callable[[str], None]) -> None:
+        self._connection = connection
+        self._connection.setblocking(False)
+        self._code: int | None = None
+        super().__init__(pid, output_fd, on_line)
+
+    def poll(self) -> int | None:
+        if self._code is None:
+            self._code = self._read_exit()
+        return self._code
+
+    def _read_exit(self) -> int | None:
+        try:
+            data = self._connection.recv(4096)
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        if data:
+            self._connection.close()
+            return int(json.loads(data)["exit"])
+        if group_alive(self.pid):
+            return None
+        self._connection.close()
+        return -signal.SIGKILL
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

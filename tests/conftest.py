@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,19 @@ def workbench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (cache / "warp").mkdir(parents=True, exist_ok=True)
     (home / "cache" / "warp").symlink_to(cache / "warp", target_is_directory=True)
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_process(workbench_home: Path) -> Iterator[None]:
+    """Jobs fork from a warm process, as users' jobs do by default: ``workbench warm start`` now (in the
+    background, so the first jobs may still start fresh), ``workbench warm stop`` when the session ends."""
+    from workbench.runner import warmstart
+
+    starting = subprocess.Popen([sys.executable, "-m", "workbench.cli", "warm", "start"], env=dict(os.environ),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield
+    starting.wait(timeout=300)
+    warmstart.stop(warmstart.Endpoint.for_home(workbench_home), wait_s=30)
 
 
 @pytest.fixture(scope="session")

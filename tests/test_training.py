@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -125,3 +126,51 @@ def test_run_with_wait_reports_failure_with_the_reason(tmp_path: Path) -> None:
     assert "FAILED" in result.stderr and "the train process failed" in result.stderr
     job = LocalBackend().job(job_id_from(result.stdout))
     assert job.status().state is JobState.FAILED
+
+
+def _train_tiny() -> LocalJob:
+    result = run_cli("train", "--num-envs", "16", "--max-iterations", "2", "--device", "cpu", "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return LocalBackend().job(job_id_from(result.stdout))
+
+
+def test_a_job_forks_its_child_from_the_warm_process() -> None:
+    ready = run_cli("warm", "start")
+    assert ready.returncode == 0 and "warm process ready" in ready.stdout, ready.stderr
+    job = _train_tiny()
+    status = job.status()
+    assert status.state is JobState.SUCCEEDED
+    log = (job.outputs() / "logs" / "job.log").read_text()
+    assert f"forked from the warm process as pid {status.details['child_pgid']}" in log
+    assert sorted((job.outputs() / "checkpoints").glob("model_*.pt"))
+
+
+def test_with_warm_start_off_the_child_is_a_fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_WARM_START", "off")
+    job = _train_tiny()
+    log = (job.outputs() / "logs" / "job.log").read_text()
+    assert job.status().state is JobState.SUCCEEDED
+    assert "warm" not in log
+
+
+def test_the_first_job_leaves_a_warm_process_for_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          workbench_home: Path) -> None:
+    from workbench.runner import warmstart
+
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "warp").symlink_to((workbench_home / "cache" / "warp").resolve(), target_is_directory=True)
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    monkeypatch.setenv("WORKBENCH_WARM_IDLE_S", "120")
+    job = _train_tiny()
+    log = (job.outputs() / "logs" / "job.log").read_text()
+    assert "warm start not used (no warm process answers" in log
+    started = re.search(r"started a warm process \(pid (\d+)\)", log)
+    assert started, log
+    endpoint = warmstart.Endpoint.for_home(home)
+    try:
+        answer = warmstart.wait_ready(endpoint, 180)
+        assert answer is not None and answer["pid"] == int(started.group(1)), endpoint.log_path.read_text()
+        assert answer["idle_s"] == 120
+    finally:
+        warmstart.stop(endpoint)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from workbench.spec import FieldError, JobSpec, SpecError, is_job_id, parse_spec
 from workbench.status import JobState, JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_TASK = "Isaac-Cartpole-Direct"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     train = sub.add_parser("train", help="train a policy")
-    train.add_argument("--task", default="Isaac-Cartpole-Direct")
+    train.add_argument("--task", default=DEFAULT_TASK)
     train.add_argument("--rl-library", default="rsl_rl")
     train.add_argument("--num-envs", type=int, default=4096)
     train.add_argument("--max-iterations", type=int, default=1500)
@@ -63,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained policy")
-    evaluate.add_argument("--task", default="Isaac-Cartpole-Direct")
+    evaluate.add_argument("--task", default=DEFAULT_TASK)
     evaluate.add_argument("--rl-library", default="rsl_rl")
     policy = evaluate.add_mutually_exclusive_group(required=True)
     policy.add_argument("--policy", help="a checkpoint path, file:// or s3:// URI, or a job id")
@@ -99,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list jobs")
     listing.add_argument("--backend", default="local", choices=backend_names())
     listing.set_defaults(handler=_list)
+
+    warm = sub.add_parser("warm", help="start, stop or show the warm process that forks local jobs' children")
+    warm.add_argument("action", choices=["start", "stop", "status"])
+    warm.add_argument("--timeout", type=float, default=300.0, help="seconds `start` waits for the imports")
+    warm.set_defaults(handler=_warm)
 
     tasks = sub.add_parser("tasks", help="list the tasks Isaac Lab knows (and a custom package's)")
     tasks.add_argument("--custom-env", help="a custom environment package whose tasks to list too")
@@ -263,6 +270,35 @@ def _tasks(args: argparse.Namespace) -> int:
 
         for custom in list_package_tasks(args.custom_env):
             print(f"{custom.task_id:<70} {', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
+    return EXIT_OK
+
+
+def _warm(args: argparse.Namespace) -> int:
+    from workbench import paths
+    from workbench.runner import commands, warmstart
+    from workbench.settings import seconds_setting
+
+    home = paths.workbench_home()
+    endpoint = warmstart.Endpoint.for_home(home)
+    if args.action == "status":
+        answer = warmstart.status(endpoint)
+        print(json.dumps(answer, indent=2) if answer else f"no warm process serves {home}")
+        return EXIT_OK
+    if args.action == "stop":
+        answer = warmstart.stop(endpoint)
+        print(f"the warm process stops once its {len(answer['jobs'])} running job(s) end" if answer
+              else f"no warm process serves {home}")
+        return EXIT_OK
+    idle_s = seconds_setting("WORKBENCH_WARM_IDLE_S", 900.0)
+    extra = commands.job_environment(DEFAULT_TASK, os.environ.get("WORKBENCH_ASSETS", "offline"))
+    env = commands.child_environment({**os.environ, "WORKBENCH_HOME": str(home)}, extra, [])
+    process = warmstart.start(endpoint, env, idle_s)
+    answer = warmstart.wait_ready(endpoint, args.timeout, process)
+    if answer is None:
+        print(f"error: the warm process did not become ready; see {endpoint.log_path}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"warm process ready (pid {answer['pid']}, imports took {answer['ready_s']} s); "
+          f"it exits after {answer['idle_s']:g} s without a job")
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from workbench.backends.base import Backend, Job
 from workbench.errors import JobNotFoundError, WorkbenchError
 from workbench.runner.channels import write_json_atomic
 from workbench.runner.process import group_alive
+from workbench.settings import on_off_setting, seconds_setting
 from workbench.spec import FieldError, JobSpec, SpecError
 from workbench.status import JobState, JobStatus
 
@@ -143,7 +144,11 @@ class LocalJob(Job):
 
 
 class LocalBackend(Backend):
-    """Runs jobs on this machine; ``max_concurrent`` jobs at a time, the rest wait queued (SUBMITTED)."""
+    """Runs jobs on this machine; ``max_concurrent`` jobs at a time, the rest wait queued (SUBMITTED).
+
+    With ``warm_start`` (``WORKBENCH_WARM_START``, on by default) a job's child is forked from a resident process
+    that has Isaac Lab imported already (``workbench.runner.warmstart``); the first job starts that process.
+    """
 
     name = "local"
 
@@ -154,12 +159,15 @@ class LocalBackend(Backend):
         heartbeat_timeout: float | None = None,
         stop_grace: float = 10.0,
         assets: str | None = None,
+        warm_start: bool | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent or int(os.environ.get("WORKBENCH_MAX_CONCURRENT", 1))
         self.heartbeat_interval = heartbeat_interval or float(os.environ.get("WORKBENCH_HEARTBEAT_INTERVAL", 60))
         self.heartbeat_timeout = heartbeat_timeout or float(os.environ.get("WORKBENCH_HEARTBEAT_TIMEOUT", 1800))
         self.stop_grace = stop_grace
         self.assets = assets or os.environ.get("WORKBENCH_ASSETS", "offline")
+        self.warm_start = on_off_setting("WORKBENCH_WARM_START", "on") if warm_start is None else warm_start
+        self.warm_idle_s = seconds_setting("WORKBENCH_WARM_IDLE_S", 900.0)
 
     def submit(self, spec: JobSpec) -> LocalJob:
         if spec.mode == "evaluate" and not (spec.training["policy"] or spec.training["policyS3Uri"]):
@@ -179,6 +187,8 @@ class LocalBackend(Backend):
             "WORKBENCH_MAX_CONCURRENT": str(self.max_concurrent),
             "WORKBENCH_SLOTS_DIR": str(paths.workbench_home() / "slots"),
             "WORKBENCH_HOME": str(paths.workbench_home()),
+            "WORKBENCH_WARM_START": "on" if self.warm_start else "off",
+            "WORKBENCH_WARM_IDLE_S": str(self.warm_idle_s),
         })
         status_path = run_dir / "status.json"
         write_json_atomic(status_path, JobStatus(job_id, JobState.SUBMITTED, "submitted").to_dict())

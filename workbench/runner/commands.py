@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench import paths
+from workbench.runner.assets import asset_root_for
 from workbench.spec import JobSpec
 
 
@@ -92,6 +94,23 @@ def isaaclab_command(subcommand: str, arguments: list[str]) -> list[str]:
 def evaluate_command(arguments: list[str]) -> list[str]:
     """Our bounded evaluation loop (``workbench.runner.evaluate``) with this interpreter."""
     return [sys.executable, "-m", "workbench.runner.evaluate", *arguments]
+
+
+def job_environment(task: str, assets: str) -> dict[str, str]:
+    """Variables every job's child gets: the Warp and CUDA caches under the workbench home and the asset root.
+
+    ``assets`` is ``offline`` (the local root, built if needed), ``nucleus`` or the path of a user-provided tree.
+    """
+    warp_cache = paths.warp_cache_dir()
+    warp_cache.mkdir(parents=True, exist_ok=True)
+    cuda_cache = paths.cuda_cache_dir()
+    cuda_cache.mkdir(parents=True, exist_ok=True)
+    env = {"WARP_CACHE_PATH": str(warp_cache), "CUDA_CACHE_PATH": str(cuda_cache), "CUDA_CACHE_MAXSIZE": "4294967296"}
+    if assets in ("nucleus", "offline"):
+        env.update(asset_root_for(task, paths.assets_dir(), mode=assets))
+    else:
+        env.update(asset_root_for(task, Path(assets), mode="custom"))
+    return env
 
 
 def child_environment(base: Mapping[str, str], extra: Mapping[str, str], pythonpath: list[str]) -> dict[str, str]:

@@ -13,18 +13,18 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from workbench import paths
 from workbench.errors import RunnerError
-from workbench.runner import commands, outputs
-from workbench.runner.assets import asset_root_for
+from workbench.runner import commands, outputs, warmstart
 from workbench.runner.channels import Channel, write_json_atomic
 from workbench.runner.custom_env import CustomEnvironment, install_custom_environment
 from workbench.runner.multinode import DistributedLaunch, distributed_launch
-from workbench.runner.process import ChildProcess, describe_exit
+from workbench.runner.process import Child, ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
 from workbench.runner.resume import (
     ResumePoint,
@@ -62,6 +62,8 @@ class RunnerSettings:
     assets: str = "offline"
     max_concurrent: int | None = None
     slots_dir: Path | None = None
+    warm_start: bool = False
+    warm_idle_s: float = 900.0
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -106,7 +108,8 @@ class JobRunner:
         self.work_dir = settings.work_dir
         self.publisher = StatusPublisher(settings)
         self.cancel_reason: str | None = None
-        self.child: ChildProcess | None = None
+        self.child: Child | None = None
+        self._warm_env: dict[str, str] | None = None
         self._job_log = None
         self._rollouts: int | None = None
         self._resume: ResumePoint | None = None
@@ -136,6 +139,7 @@ class JobRunner:
         finally:
             if self.child is not None and self.child.poll() is None:
                 self.child.stop(self.settings.stop_grace)
+            self._keep_warm()
         return final or self._finish(JobState.FAILED, "the runner stopped without a result")
 
     def _wait_for_slot(self) -> bool:
@@ -157,7 +161,7 @@ class JobRunner:
 
     def _run_spec(self, spec: JobSpec) -> JobStatus:
         device = commands.resolve_device(spec.training["device"])
-        env_extra = self._environment(spec)
+        env_extra = commands.job_environment(spec.task, self.settings.assets)
         pythonpath: list[str] = []
         custom = self._custom_environment(spec)
         if custom is not None:
@@ -194,22 +198,11 @@ class JobRunner:
         env = commands.child_environment(self.settings.environ, env_extra, pythonpath)
         if self._launch is not None:
             env = self._launch.environment(env)
+        else:
+            self._warm_env = commands.child_environment(self.settings.environ, env_extra, [])
         parser = ProgressParser(spec.rl_library, self._rollouts)
         code = self._supervise(command, child_dir, env, parser, spec)
         return self._conclude(spec, code, parser)
-
-    def _environment(self, spec: JobSpec) -> dict[str, str]:
-        warp_cache = paths.warp_cache_dir()
-        warp_cache.mkdir(parents=True, exist_ok=True)
-        cuda_cache = paths.cuda_cache_dir()
-        cuda_cache.mkdir(parents=True, exist_ok=True)
-        env = {"WARP_CACHE_PATH": str(warp_cache), "CUDA_CACHE_PATH": str(cuda_cache), "CUDA_CACHE_MAXSIZE": "4294967296"}
-        assets = self.settings.assets
-        if assets in ("nucleus", "offline"):
-            env.update(asset_root_for(spec.task, paths.assets_dir(), mode=assets))
-        else:
-            env.update(asset_root_for(spec.task, Path(assets), mode="custom"))
-        return env
 
     def _custom_environment(self, spec: JobSpec) -> CustomEnvironment | None:
         """Install the spec's custom package for this job only and check that it registers the task."""
@@ -254,7 +247,7 @@ class JobRunner:
             if update is not None:
                 self.publisher.update_progress(update)
 
-        self.child = ChildProcess(command, cwd, env, on_line)
+        self.child = self._start_child(command, cwd, env, on_line)
         self.publisher.details["child_pgid"] = self.child.pid
         self.publisher.publish(JobState.RUNNING, "running", heartbeat=True)
         last_heartbeat = last_publish = last_export = time.monotonic()
@@ -283,6 +276,36 @@ class JobRunner:
                 self._export_training(spec, final=False)
         self.child.wait_output()
         return code
+
+    def _start_child(self, command: list[str], cwd: Path, env: dict[str, str],
+                     on_line: Callable[[str], None]) -> Child:
+        """Fork the child from the warm process where one serves this home, else start a fresh process."""
+        if self.settings.warm_start and self._launch is None:
+            try:
+                child = warmstart.fork_child(self._endpoint(), command, cwd, env, on_line)
+            except warmstart.WarmRefused as exc:
+                self._say(f"warm start not used ({exc}): starting a fresh process")
+            else:
+                self._say(f"forked from the warm process as pid {child.pid} (Isaac Lab already imported)")
+                return child
+        return ChildProcess(command, cwd, env, on_line)
+
+    def _keep_warm(self) -> None:
+        """After a local job, start the warm process for the next one (unless it runs already)."""
+        if not self.settings.warm_start or self._warm_env is None:
+            return
+        endpoint = self._endpoint()
+        try:
+            process = warmstart.start(endpoint, self._warm_env, self.settings.warm_idle_s)
+        except OSError as exc:
+            self._say(f"could not start the warm process: {exc}")
+            return
+        if process is not None:
+            self._say(f"started a warm process (pid {process.pid}) that keeps Isaac Lab imported for the next job; "
+                      f"it exits after {self.settings.warm_idle_s:g} s without one; log: {endpoint.log_path}")
+
+    def _endpoint(self) -> warmstart.Endpoint:
+        return warmstart.Endpoint.for_home(paths.workbench_home())
 
     def _conclude(self, spec: JobSpec, code: int, parser: ProgressParser) -> JobStatus:
         if self.cancel_reason:

@@ -110,12 +110,16 @@ def test_one_server_per_home_and_it_exits_when_idle(tmp_path, server_env):
     assert "idle for 2 s, exiting" in endpoint.log_path.read_text()
 
 
-def test_the_server_refuses_to_serve_when_a_preload_initialises_warp(tmp_path, server_env):
+@pytest.mark.parametrize(("preload", "reason"), [
+    (["warp", "skrl"], "importing the preload initialised Warp"),
+    (["rl_games.torch_runner"], "importing the preload queried CUDA, so torch refuses CUDA in forked children"),
+])
+def test_the_server_refuses_to_serve_when_a_preload_makes_forking_unsafe(tmp_path, server_env, preload, reason):
     endpoint = warmstart.Endpoint.for_home(tmp_path / "home")
-    process = warmstart.start(endpoint, server_env, idle_s=60, preload=["warp", "skrl"])
+    process = warmstart.start(endpoint, server_env, idle_s=60, preload=preload)
     assert warmstart.wait_ready(endpoint, 120, process) is None
     assert process.wait(timeout=10) == 1
-    assert "importing the preload initialised Warp" in endpoint.log_path.read_text()
+    assert reason in endpoint.log_path.read_text()
 
 
 def test_warm_start_setting_is_checked(monkeypatch):

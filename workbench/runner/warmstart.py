@@ -44,10 +44,10 @@ from workbench.runner.process import ForkedChild
 PRELOAD = (
     "torch", "tensordict", "gymnasium", "hydra", "warp", "newton", "mujoco_warp", "isaaclab.cli", "isaaclab.envs",
     "isaaclab_newton.physics", "isaaclab_tasks", "isaaclab_rl.rsl_rl", "rsl_rl.runners", "isaaclab_rl.rl_games",
-    "rl_games.torch_runner", "workbench.runner.evaluate",
+    "workbench.runner.evaluate",
 )
-"""What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp, which must wait for
-the fork."""
+"""What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp. Not rl_games' runner:
+it asks torch whether CUDA is available, after which torch refuses CUDA in forked children."""
 
 IMPORT_TIME_PREFIXES = ("ISAAC", "NEWTON", "OMNI", "WARP_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "OMP_", "MKL_",
                         "KMP_", "HYDRA", "LD_", "PYTHON")
@@ -306,14 +306,26 @@ def _exit_child(code: int) -> None:
 
 
 def _initialised_too_early() -> str | None:
-    """Why forking would be unsafe: CUDA or Warp's runtime already initialised in this process."""
+    """Why forking would be unsafe: CUDA or Warp's runtime already initialised in this process, or torch already
+    set to refuse CUDA in forked children (any CUDA device query does that)."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         return "importing the preload initialised CUDA"
+    if torch is not None and _forked_child_refuses_cuda():
+        return "importing the preload queried CUDA, so torch refuses CUDA in forked children"
     warp_context = sys.modules.get("warp._src.context")
     if warp_context is not None and getattr(warp_context, "runtime", None) is not None:
         return "importing the preload initialised Warp"
     return None
+
+
+def _forked_child_refuses_cuda() -> bool:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        os._exit(1 if sys.modules["torch"].cuda._is_in_bad_fork() else 0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0
 
 
 class WarmRefused(Exception):

@@ -1,6 +1,6 @@
 """CPU benchmarks through the workbench's local backend, each against bare ``isaaclab train`` in the same run.
 
-Runs alternate between the two sides (A B, B A, ...) so that load from other work on the machine falls on both.
+Runs rotate between the sides (A B, B A, ...) so that load from other work on the machine falls on all of them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.jobs import run_bare, run_workbench, training_spec
+from bench.jobs import run_bare, run_workbench, start_warm_process, stop_warm_process, training_spec
 from bench.watch import RunTiming
 
 
@@ -33,32 +33,41 @@ Side = Callable[[int], RunTiming]
 """One side of a comparison: the n-th run."""
 
 
-def _pairs(pairs: int, workbench: Side, bare: Side) -> list[dict]:
-    """``pairs`` alternating (workbench, bare) measurements."""
+def _rounds(rounds: int, sides: dict[str, Side]) -> list[dict]:
+    """``rounds`` measurements of every side, the order rotating by one each round (A B C, B C A, ...)."""
+    names = list(sides)
     out = []
-    for n in range(pairs):
-        order = [("workbench", workbench), ("bare", bare)]
-        if n % 2:
-            order.reverse()
-        pair = {name: _summary(fn(n)) for name, fn in order}
-        pair["order"] = [name for name, _ in order]
-        out.append(pair)
-        print(f"[bench] pair {n}: {pair}", flush=True)
+    for n in range(rounds):
+        order = names[n % len(names):] + names[:n % len(names)]
+        result = {name: _summary(sides[name](n)) for name in order}
+        result["order"] = order
+        out.append(result)
+        print(f"[bench] round {n}: {result}", flush=True)
     return out
 
 
-def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 25, concurrent: bool = True) -> dict:
+def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 25, concurrent: bool = True,
+             home: Path | None = None) -> dict:
     """(a) Training throughput through the workbench over bare ``isaaclab train``, warm kernel cache.
 
     ``concurrent``: both sides of a pair train at the same time, so they see the same load (use it on a shared
-    machine whose load drifts within a pair); otherwise they alternate.
+    machine whose load drifts within a pair); otherwise they alternate. ``home``: a workbench home whose caches are
+    filled already (default: a new one, filled first). The workbench side forks from the home's warm process.
     """
-    home = work / "home-warm"
+    if home is None:
+        home = work / "home-warm"
+        run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
+    start_warm_process(home)
     spec = training_spec(num_envs, iterations)
-    run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
     wb = lambda n: run_workbench(spec, home)  # noqa: E731
     bare = lambda n: run_bare(spec, home, work / f"bare-{n}")  # noqa: E731
-    results = [_together(wb, bare, n) for n in range(pairs)] if concurrent else _pairs(pairs, wb, bare)
+    try:
+        if concurrent:
+            results = [_together(wb, bare, n) for n in range(pairs)]
+        else:
+            results = _rounds(pairs, {"workbench": wb, "bare": bare})
+    finally:
+        stop_warm_process(home)
     ratios = [p["workbench"]["median_steps_per_s"] / p["bare"]["median_steps_per_s"] for p in results
               if p["workbench"]["median_steps_per_s"] and p["bare"]["median_steps_per_s"]]
     walls = [p["bare"]["wall_s"] / p["workbench"]["wall_s"] for p in results]
@@ -67,8 +76,14 @@ def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 2
             "wall_ratio_bare_over_workbench_median": _median(walls)}
 
 
-def startup(work: Path, cold_pairs: int = 2, warm_pairs: int = 3, num_envs: int = 16) -> dict:
-    """(b) Submit to first iteration, empty and filled kernel cache, workbench and bare."""
+def startup(work: Path, cold_pairs: int = 2, warm_rounds: int = 3, num_envs: int = 16) -> dict:
+    """(b) Submit to first iteration, empty and filled caches.
+
+    Cold: a new workbench home (Warp and CUDA caches empty, no warm process) against bare with an empty cache.
+    Warm, in rotating order: the job forked from the warm process (the default), the job as a fresh process with
+    the caches filled (what a new container with its caches on EFS sees), and bare ``isaaclab train``.
+    Without cold pairs, one workbench job fills the caches first.
+    """
     spec = training_spec(num_envs, 5)
 
     def fresh(name: str) -> Path:
@@ -76,18 +91,33 @@ def startup(work: Path, cold_pairs: int = 2, warm_pairs: int = 3, num_envs: int 
         shutil.rmtree(home, ignore_errors=True)
         return home
 
-    cold = _pairs(cold_pairs, lambda n: run_workbench(spec, fresh(f"cold-wb-{n}"), stop_after_first_iteration=True),
-                  lambda n: run_bare(spec, fresh(f"cold-bare-{n}"), work / f"bare-cold-{n}",
-                                     stop_after_first_iteration=True))
+    cold = _rounds(cold_pairs, {
+        "workbench": lambda n: run_workbench(spec, fresh(f"cold-wb-{n}"), stop_after_first_iteration=True,
+                                             warm_start=False),
+        "bare": lambda n: run_bare(spec, fresh(f"cold-bare-{n}"), work / f"bare-cold-{n}",
+                                   stop_after_first_iteration=True),
+    })
     home = work / "cold-wb-0"
-    warm = _pairs(warm_pairs, lambda n: run_workbench(spec, home, stop_after_first_iteration=True),
-                  lambda n: run_bare(spec, home, work / f"bare-warm-{n}", stop_after_first_iteration=True))
+    fill = None
+    if not cold:
+        fill = _summary(run_workbench(spec, fresh("cold-wb-0"), stop_after_first_iteration=True, warm_start=False))
+    imports_s = start_warm_process(home)
+    try:
+        warm = _rounds(warm_rounds, {
+            "warm_process": lambda n: run_workbench(spec, home, stop_after_first_iteration=True),
+            "fresh_process": lambda n: run_workbench(spec, home, stop_after_first_iteration=True, warm_start=False),
+            "bare": lambda n: run_bare(spec, home, work / f"bare-warm-{n}", stop_after_first_iteration=True),
+        })
+    finally:
+        stop_warm_process(home)
 
     def side(runs: list[dict], name: str) -> float | None:
-        return _median([p[name]["first_iteration_s"] for p in runs])
+        return _median([r[name]["first_iteration_s"] for r in runs])
 
-    return {"num_envs": num_envs, "cold": cold, "warm": warm,
-            "first_iteration_s": {"cold": side(cold, "workbench"), "warm": side(warm, "workbench")},
+    return {"num_envs": num_envs, "cold": cold, "cold_fill": fill, "warm": warm, "warm_process_imports_s": imports_s,
+            "first_iteration_s": {"cold": side(cold, "workbench") if cold else fill["first_iteration_s"],
+                                  "warm": side(warm, "warm_process"),
+                                  "warm_fresh_process": side(warm, "fresh_process")},
             "bare_first_iteration_s": {"cold": side(cold, "bare"), "warm": side(warm, "bare")}}
 
 
@@ -102,10 +132,13 @@ def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int 
     run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
     wb = lambda n: run_workbench(spec, home, stop_when_solved=True, timeout_s=3000)  # noqa: E731
     bare = lambda n: run_bare(spec, home, work / f"bare-solved-{n}", stop_when_solved=True, timeout_s=3000)  # noqa: E731
-    if concurrent:
-        results = [_together(wb, bare, n) for n in range(pairs)]
-    else:
-        results = _pairs(pairs, wb, bare)
+    try:
+        if concurrent:
+            results = [_together(wb, bare, n) for n in range(pairs)]
+        else:
+            results = _rounds(pairs, {"workbench": wb, "bare": bare})
+    finally:
+        stop_warm_process(home)
     return {"num_envs": num_envs, "concurrent": concurrent, "pairs": results,
             "time_to_solved_s": _median([p["workbench"]["solved_s"] for p in results]),
             "bare_time_to_solved_s": _median([p["bare"]["solved_s"] for p in results])}

@@ -4,6 +4,7 @@
   python -m bench.gpu packing --out DIR   # k = 1, 2, 4, 8 concurrent trainings on one GPU; start-up profile; cold #2
   python -m bench.gpu workbench --out DIR # the workbench's local backend vs bare, alternating: overhead, first iteration
   python -m bench.gpu distributed --out DIR  # the runner's torchrun launch on every visible GPU vs plain on one GPU
+  python -m bench.gpu warmstart --out DIR # jobs forked from the warm process vs fresh vs bare: first iteration, speed
 
 Results go to ``DIR/gpu_<phase>.json`` after every run (so a run cut off at the device's time limit still leaves
 what it measured) and the timestamped logs to ``DIR/gpu_<phase>_logs.tar.gz``.
@@ -199,6 +200,19 @@ def phase_workbench(rec: Recorder, deadline: float, iterations: int, pairs: int 
     rec.add("workbench_throughput_ratios", ratios)
 
 
+def phase_warmstart(rec: Recorder, deadline: float, iterations: int) -> None:
+    """The warm process on this GPU (``bench.cpu.startup`` with 4096 envs): submit to first iteration forked from
+    it, as a fresh process with the caches filled (a new container with its caches on EFS) and bare, in rotating
+    rounds; then throughput of forked jobs against bare, alternating."""
+    from bench import cpu
+
+    work = HOME / "warmstart"
+    rec.add("startup", cpu.startup(work, cold_pairs=0, warm_rounds=3, num_envs=NUM_ENVS))
+    if deadline - time.monotonic() > 150:
+        rec.add("overhead", cpu.overhead(work, pairs=2, num_envs=NUM_ENVS, iterations=iterations, concurrent=False,
+                                         home=work / "cold-wb-0"))
+
+
 def phase_distributed(rec: Recorder, iterations: int) -> None:
     """Isaac Lab's distributed training through the runner's own torchrun launch (``workbench.runner.multinode``,
     the multi-node code path) on every visible GPU, against plain training on one GPU: aggregate steps/s."""
@@ -250,7 +264,7 @@ def phase_pyc(rec: Recorder) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["solved", "packing", "workbench", "pyc", "distributed"])
+    parser.add_argument("phase", choices=["solved", "packing", "workbench", "pyc", "distributed", "warmstart"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop starting new runs after this")
     parser.add_argument("--iterations", type=int, default=100, help="iterations of each packed training")
@@ -265,6 +279,8 @@ def main() -> None:
         phase_pyc(rec)
     elif args.phase == "workbench":
         phase_workbench(rec, deadline, args.iterations)
+    elif args.phase == "warmstart":
+        phase_warmstart(rec, deadline, args.iterations)
     elif args.phase == "distributed":
         phase_distributed(rec, args.iterations)
     else:

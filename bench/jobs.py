@@ -1,19 +1,21 @@
 """The two sides of every comparison: a training through the workbench's local backend, and bare
 ``isaaclab train`` with the arguments the runner would give it (``workbench.runner.commands.train_arguments``),
-the same kernel cache and the same asset root.
+the same Warp and CUDA caches and the same asset root (``job_environment``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from bench.watch import RunTiming, follow_lines, solved_threshold, watch
 from workbench.backends.local import LocalBackend
-from workbench.runner.assets import asset_root_for
-from workbench.runner.commands import isaaclab_command, resolve_device, train_arguments
+from workbench.runner.commands import isaaclab_command, job_environment, resolve_device, train_arguments
 from workbench.spec import JobSpec, parse_spec
 
 TASK = "Isaac-Cartpole-Direct"
@@ -33,11 +35,16 @@ def use_home(home: Path) -> None:
 
 
 def run_workbench(spec: JobSpec, home: Path, stop_when_solved: bool = False,
-                  stop_after_first_iteration: bool = False, timeout_s: float = 900.0) -> RunTiming:
-    """Submit ``spec`` to the local backend and time its job log from the moment of submission."""
+                  stop_after_first_iteration: bool = False, timeout_s: float = 900.0,
+                  warm_start: bool = True) -> RunTiming:
+    """Submit ``spec`` to the local backend and time its job log from the moment of submission.
+
+    ``warm_start``: the job's child is forked from the home's warm process when one serves (the default for users);
+    off, it is a fresh process (and no warm process is started afterwards).
+    """
     use_home(home)
     start = time.monotonic()
-    job = LocalBackend().submit(spec)
+    job = LocalBackend(warm_start=warm_start).submit(spec)
     timing = RunTiming(command=["workbench", "local", job.job_id])
 
     def lines():
@@ -59,15 +66,25 @@ def run_workbench(spec: JobSpec, home: Path, stop_when_solved: bool = False,
     return timing
 
 
+def start_warm_process(home: Path, timeout_s: float = 300.0) -> float:
+    """``workbench warm start`` for ``home``; returns the seconds its imports took."""
+    use_home(home)
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "warm", "start"], capture_output=True, text=True,
+                          timeout=timeout_s, check=True)
+    return float(re.search(r"imports took ([\d.]+) s", done.stdout).group(1))
+
+
+def stop_warm_process(home: Path) -> None:
+    from workbench.runner import warmstart
+
+    warmstart.stop(warmstart.Endpoint.for_home(home), wait_s=30)
+
+
 def run_bare(spec: JobSpec, home: Path, cwd: Path, stop_when_solved: bool = False,
              stop_after_first_iteration: bool = False, timeout_s: float = 900.0) -> RunTiming:
-    """``isaaclab train`` with the runner's arguments, kernel cache and asset root, in a fresh ``cwd``."""
+    """``isaaclab train`` with the runner's arguments, caches and asset root, in a fresh ``cwd``."""
     use_home(home)
-    from workbench import paths
-
-    env = {"WARP_CACHE_PATH": str(paths.warp_cache_dir())}
-    paths.warp_cache_dir().mkdir(parents=True, exist_ok=True)
-    env.update(asset_root_for(spec.task, paths.assets_dir()))
+    env = job_environment(spec.task, "offline")
     shutil.rmtree(cwd, ignore_errors=True)
     arguments = train_arguments(spec, resolve_device(spec.training["device"]), time.strftime("%Y-%m-%d_%H-%M-%S"),
                                 None)

@@ -46,7 +46,7 @@ def _rounds(rounds: int, sides: dict[str, Side]) -> list[dict]:
     return out
 
 
-def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 25, concurrent: bool = True,
+def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 25, concurrent: bool = False,
              home: Path | None = None) -> dict:
     """(a) Training throughput through the workbench over bare ``isaaclab train``, warm kernel cache.
 
@@ -57,17 +57,9 @@ def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 2
     if home is None:
         home = work / "home-warm"
         run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
-    start_warm_process(home)
     spec = training_spec(num_envs, iterations)
-    wb = lambda n: run_workbench(spec, home)  # noqa: E731
-    bare = lambda n: run_bare(spec, home, work / f"bare-{n}")  # noqa: E731
-    try:
-        if concurrent:
-            results = [_together(wb, bare, n) for n in range(pairs)]
-        else:
-            results = _rounds(pairs, {"workbench": wb, "bare": bare})
-    finally:
-        stop_warm_process(home)
+    results = _against_bare(home, pairs, concurrent, lambda n: run_workbench(spec, home),
+                            lambda n: run_bare(spec, home, work / f"bare-{n}"))
     ratios = [p["workbench"]["median_steps_per_s"] / p["bare"]["median_steps_per_s"] for p in results
               if p["workbench"]["median_steps_per_s"] and p["bare"]["median_steps_per_s"]]
     walls = [p["bare"]["wall_s"] / p["workbench"]["wall_s"] for p in results]
@@ -121,7 +113,7 @@ def startup(work: Path, cold_pairs: int = 2, warm_rounds: int = 3, num_envs: int
             "bare_first_iteration_s": {"cold": side(cold, "bare"), "warm": side(warm, "bare")}}
 
 
-def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int = 400, concurrent: bool = True) -> dict:
+def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int = 400, concurrent: bool = False) -> dict:
     """(c) Submit to a solved Isaac-Cartpole-Direct policy on CPU (mean episode length >= 95% of 300).
 
     ``concurrent``: the workbench and the bare run train at the same time (one pair shares the machine's load
@@ -130,18 +122,24 @@ def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int 
     home = work / "home-warm"
     spec = training_spec(num_envs, max_iterations)
     run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
-    wb = lambda n: run_workbench(spec, home, stop_when_solved=True, timeout_s=3000)  # noqa: E731
-    bare = lambda n: run_bare(spec, home, work / f"bare-solved-{n}", stop_when_solved=True, timeout_s=3000)  # noqa: E731
-    try:
-        if concurrent:
-            results = [_together(wb, bare, n) for n in range(pairs)]
-        else:
-            results = _rounds(pairs, {"workbench": wb, "bare": bare})
-    finally:
-        stop_warm_process(home)
+    results = _against_bare(
+        home, pairs, concurrent, lambda n: run_workbench(spec, home, stop_when_solved=True, timeout_s=3000),
+        lambda n: run_bare(spec, home, work / f"bare-solved-{n}", stop_when_solved=True, timeout_s=3000))
     return {"num_envs": num_envs, "concurrent": concurrent, "pairs": results,
             "time_to_solved_s": _median([p["workbench"]["solved_s"] for p in results]),
             "bare_time_to_solved_s": _median([p["bare"]["solved_s"] for p in results])}
+
+
+def _against_bare(home: Path, pairs: int, concurrent: bool, workbench: Side, bare: Side) -> list[dict]:
+    """``pairs`` workbench/bare comparisons, together or alternating; the workbench side forks from ``home``'s warm
+    process (started here, stopped after)."""
+    start_warm_process(home)
+    try:
+        if concurrent:
+            return [_together(workbench, bare, n) for n in range(pairs)]
+        return _rounds(pairs, {"workbench": workbench, "bare": bare})
+    finally:
+        stop_warm_process(home)
 
 
 def _together(workbench: Side, bare: Side, n: int) -> dict:

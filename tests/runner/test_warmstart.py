@@ -80,6 +80,19 @@ def test_a_different_import_time_environment_is_refused(endpoint, server_env, tm
         warmstart.fork_child(endpoint, ["/bin/true"], tmp_path, server_env, print)
 
 
+def test_a_malformed_request_is_refused_and_the_server_serves_on(endpoint, server_env, tmp_path):
+    read_fd, write_fd = os.pipe()
+    try:
+        for message in ({"op": "run", "command": [7], "cwd": "/", "env": server_env}, {"op": "run", "cwd": "/"},
+                        {"op": "dance"}):
+            with pytest.raises(warmstart.WarmRefused, match="could not fork the job|unknown request 'dance'"):
+                warmstart.request(endpoint, message, fds=[write_fd])
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert run_to_end(warmstart.fork_child(endpoint, child_command(), tmp_path, server_env, print)) == 0
+
+
 def test_stop_ends_the_whole_group_and_the_server_serves_on(endpoint, server_env, tmp_path):
     child = warmstart.fork_child(endpoint, child_command(sleep_s=120, grandchild=True), tmp_path, server_env, print)
     time.sleep(1.0)

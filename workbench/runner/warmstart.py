@@ -100,6 +100,15 @@ def _send(conn: socket.socket, message: dict) -> None:
     conn.send(json.dumps(message).encode())
 
 
+def _reply(conn: socket.socket, message: dict) -> None:
+    """Send the last message of a connection and close it; a peer that went away meanwhile is no error."""
+    try:
+        _send(conn, message)
+    except OSError:
+        pass
+    conn.close()
+
+
 def _receive(conn: socket.socket) -> dict | None:
     data = conn.recv(MESSAGE_BYTES)
     return json.loads(data) if data else None
@@ -179,31 +188,38 @@ class WarmServer:
             return
         op = request.get("op")
         if op == "run" and fds and not self.stopping:
-            self._run(conn, request, fds[0])
+            try:
+                self._run(conn, request, fds[0])
+            except ValueError as exc:
+                _reply(conn, {"refused": str(exc)})
+            except (KeyError, TypeError, AttributeError, OSError) as exc:
+                _reply(conn, {"refused": f"could not fork the job: {exc!r}"})
             return
         for fd in fds:
             os.close(fd)
         if op == "status":
-            _send(conn, {"pid": os.getpid(), "jobs": sorted(self.jobs), "ready_s": round(self.ready_s, 2),
-                         "idle_s": self.idle_s, "stopping": self.stopping, "environment": import_time_environment(self.environment)})
+            _reply(conn, {"pid": os.getpid(), "jobs": sorted(self.jobs), "ready_s": round(self.ready_s, 2),
+                          "idle_s": self.idle_s, "stopping": self.stopping,
+                          "environment": import_time_environment(self.environment)})
         elif op == "stop":
             self.stopping = True
-            _send(conn, {"stopping": True, "jobs": sorted(self.jobs)})
+            _reply(conn, {"stopping": True, "jobs": sorted(self.jobs)})
         else:
-            _send(conn, {"refused": "the warm process is stopping" if self.stopping else f"unknown request {op!r}"})
-        conn.close()
+            _reply(conn, {"refused": "the warm process is stopping" if self.stopping else f"unknown request {op!r}"})
 
     def _run(self, conn: socket.socket, request: dict, output_fd: int) -> None:
-        env = request["env"]
-        differ = environment_mismatch(self.environment, env)
-        if differ:
+        try:
+            env = {str(k): str(v) for k, v in request["env"].items()}
+            if differ := environment_mismatch(self.environment, env):
+                raise ValueError(f"the job's environment differs from the warm process's in {', '.join(differ)}")
+            if not all(isinstance(part, str) for part in [request["cwd"], *request["command"]]):
+                raise TypeError("the command and working directory must be strings")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+                pid = os.fork()
+        except BaseException:
             os.close(output_fd)
-            _send(conn, {"refused": f"the job's environment differs from the warm process's in {', '.join(differ)}"})
-            conn.close()
-            return
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-            pid = os.fork()
+            raise
         if pid == 0:
             self._become_child(request, env, output_fd)
         os.close(output_fd)
@@ -211,7 +227,10 @@ class WarmServer:
         self.jobs[pid] = (conn, pidfd)
         self.selector.register(pidfd, selectors.EVENT_READ, ("exited", pid))
         self.selector.register(conn, selectors.EVENT_READ, ("runner", pid))
-        _send(conn, {"pid": pid})
+        try:
+            _send(conn, {"pid": pid})
+        except OSError:
+            os.killpg(pid, signal.SIGKILL)
         print(f"warm: forked pid {pid} for {' '.join(request['command'][:2])} in {request['cwd']}", flush=True)
 
     def _become_child(self, request: dict, env: dict[str, str], output_fd: int) -> None:
@@ -262,11 +281,7 @@ class WarmServer:
         os.close(pidfd)
         if conn.fileno() in self.selector.get_map():
             self.selector.unregister(conn)
-        try:
-            _send(conn, {"exit": code})
-        except OSError:
-            pass
-        conn.close()
+        _reply(conn, {"exit": code})
         self.idle_since = time.monotonic()
         print(f"warm: pid {pid} exited with {code}", flush=True)
 

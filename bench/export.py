@@ -88,13 +88,13 @@ def bench_export(work: Path, iterations: int = 100_000, repeats: int = 3) -> dic
     """``export_metrics`` and the direct reader, alternating; wall and CPU seconds (CPU time is what load on
     a shared machine changes least)."""
     from workbench.runner.channels import write_text_atomic
-    from workbench.runner.outputs import export_metrics, metrics_csv, steps_per_iteration
+    from workbench.runner.outputs import ScalarReader, export_metrics, metrics_csv, steps_per_iteration
 
     t = time.monotonic()
     run_dir = write_events(work / f"events-{iterations}", iterations)
     written_s = time.monotonic() - t
     sides = {
-        "export_metrics": lambda dest: len(export_metrics(run_dir, "rsl_rl", dest)),
+        "export_metrics": lambda dest: len(export_metrics(ScalarReader(run_dir, "rsl_rl"), dest)),
         "direct_reader": lambda dest: len(_write(read_scalars_direct(run_dir), dest, run_dir)),
     }
 

@@ -118,7 +118,7 @@ def test_one_server_per_home_and_it_exits_when_idle(tmp_path, server_env):
     assert warmstart.start(endpoint, server_env, idle_s=2, preload=PRELOAD) is None
     assert first.wait(timeout=15) == 0
     assert warmstart.status(endpoint) is None
-    assert not endpoint.socket_path.exists()
+    assert not endpoint.socket_path.exists() and not endpoint.lock_path.exists()
     assert not warmstart.is_starting_or_running(endpoint)
     assert "idle for 2 s, exiting" in endpoint.log_path.read_text()
 

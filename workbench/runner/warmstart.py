@@ -11,8 +11,8 @@ Nothing may initialise CUDA or Warp before the fork (checked once the modules ar
 Newton leaves idle native threads behind; they do not exist in the child, which starts its own (torch resets its
 pools at fork), so Python's warning about forking a multi-threaded process is silenced. A job whose import-time
 environment (asset root, Python path, CUDA, Warp, torch settings...) differs from the server's is refused with the
-names that differ and runs as a fresh process. A lock file held for the server's life keeps it to one per socket;
-it exits after ``--idle`` seconds without a job.
+names that differ and runs as a fresh process. A lock file held for the server's life (and removed at its end)
+keeps it to one per socket; it exits after ``--idle`` seconds without a job.
 """
 
 from __future__ import annotations
@@ -132,12 +132,11 @@ class WarmServer:
 
     def serve(self) -> int:
         self.endpoint.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.endpoint.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        lock_fd = _acquire_lock(self.endpoint.lock_path)
+        if lock_fd is None:
             print("warm: another warm process already serves this workbench home", flush=True)
             return 0
+        self._lock_fd = lock_fd
         started = time.monotonic()
         for name in self.preload:
             importlib.import_module(name)
@@ -159,6 +158,7 @@ class WarmServer:
         finally:
             self.listener.close()
             self.endpoint.socket_path.unlink(missing_ok=True)
+            self.endpoint.lock_path.unlink(missing_ok=True)
             os.close(self._lock_fd)
         return 0
 
@@ -296,6 +296,31 @@ class WarmServer:
             pass
 
 
+def _acquire_lock(path: Path, patience_s: float = 1.0) -> int | None:
+    """The open, exclusively locked lock file, or None while another process holds it.
+
+    A lock file is removed by its server on exit, so the lock only counts when taken on the file still at
+    ``path``. Checkers hold the lock for an instant, hence the patience.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+            continue
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 def _run_module(module: str) -> int:
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -409,9 +434,10 @@ def stop(endpoint: Endpoint, wait_s: float = 10.0) -> dict | None:
 
 def is_starting_or_running(endpoint: Endpoint) -> bool:
     """Whether a warm process holds the lock (it may still be importing)."""
-    if not endpoint.lock_path.exists():
+    try:
+        fd = os.open(endpoint.lock_path, os.O_RDWR)
+    except FileNotFoundError:
         return False
-    fd = os.open(endpoint.lock_path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -147,7 +147,7 @@ class LocalBackend(Backend):
     """Runs jobs on this machine; ``max_concurrent`` jobs at a time, the rest wait queued (SUBMITTED).
 
     With ``warm_start`` (``WORKBENCH_WARM_START``, on by default) a job's child is forked from a resident process
-    that has Isaac Lab imported already (``workbench.runner.warmstart``); the first job starts that process.
+    that has Isaac Lab imported already (``workbench.runner.warm_server``); the first job starts that process.
     """
 
     name = "local"

@@ -15,8 +15,9 @@ import torch
 from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
 
 from workbench.backends.local import LocalBackend
+from workbench.errors import RunnerError
 from workbench.runner.episodes import COLUMNS, EpisodeCounter, episode_quotas
-from workbench.runner.video import clip_timing, encode_mp4, frames_for_length
+from workbench.runner.video import clip_timing, encode_mp4, frames_for_length, require_viewer
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 TASK = "Isaac-Cartpole-Direct"
@@ -144,3 +145,11 @@ def test_encoded_clip_plays_at_the_clip_rate(tmp_path) -> None:
         stream = container.streams.video[0]
         assert stream.average_rate == fps
         assert len(list(container.decode(stream))) == 12
+
+
+def test_video_without_the_gl_viewer_fails_early_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyglet", None)
+    monkeypatch.delitem(sys.modules, "isaaclab_visualizers.newton.newton_visualizer", raising=False)
+    with pytest.raises(RunnerError, match=r"video recording needs Newton's GL viewer, which cannot be loaded here "
+                                          r"\(.*pyglet.*\); install pyglet"):
+        require_viewer()

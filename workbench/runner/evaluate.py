@@ -122,8 +122,9 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
     if env_cfg.episode_length_s > (args.steps_per_episode - 0.5) * step_dt:
         env_cfg.episode_length_s = (args.steps_per_episode - 0.5) * step_dt
     if args.record_video:
-        from workbench.runner.video import viewer_cfg
+        from workbench.runner.video import require_viewer, viewer_cfg
 
+        require_viewer()
         env_cfg.sim.visualizer_cfgs = [viewer_cfg(args.video_width, args.video_height)]
 
     launcher = argparse.ArgumentParser(add_help=False)

@@ -7,11 +7,14 @@ costs nothing unless it is grabbed.
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workbench.errors import RunnerError
 
 MAX_FPS = 30
 """Clips play in real time at no more than this frame rate (faster control rates skip steps)."""
@@ -27,6 +30,18 @@ def clip_timing(step_dt: float) -> tuple[int, int]:
 def frames_for_length(length: int, stride: int) -> int:
     """Frames in the clip of an episode of ``length`` steps (one at its start, then every ``stride`` steps)."""
     return (length + stride - 1) // stride
+
+
+def require_viewer() -> None:
+    """Fail before any simulation, with the reason, where Newton's GL viewer cannot be loaded (it needs pyglet
+    and the EGL/OpenGL libraries); Isaac Lab would only say that it could not resolve the visualizer class."""
+    try:
+        importlib.import_module("isaaclab_visualizers.newton.newton_visualizer")
+    except (ImportError, OSError) as exc:
+        raise RunnerError(
+            f"video recording needs Newton's GL viewer, which cannot be loaded here ({exc}); install pyglet and "
+            "the EGL/OpenGL libraries (Debian: libegl1 libgl1 libopengl0), or evaluate without a video"
+        ) from exc
 
 
 def viewer_cfg(width: int, height: int) -> Any:

@@ -19,9 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 PRELOAD = ["email.mime.text"]
 
 
-def child_command(exit_code: int = 0, sleep_s: float = 0.0, grandchild: bool = False) -> list[str]:
-    return [sys.executable, "-m", "tests.runner.warm_child", str(exit_code), str(sleep_s),
-            "grandchild" if grandchild else "alone"]
+def child_command(exit_code: int = 0, sleep_s: float = 0.0, mode: str = "alone") -> list[str]:
+    return [sys.executable, "-m", "tests.runner.warm_child", str(exit_code), str(sleep_s), mode]
 
 
 @pytest.fixture
@@ -71,6 +70,16 @@ def test_forked_child_runs_the_module_with_the_jobs_environment(endpoint, server
     assert seen["preloaded"], "the child was forked from the server, which had imported the preload"
 
 
+def test_the_child_ends_like_an_interpreter_with_worker_threads_and_atexit_handlers(endpoint, server_env, tmp_path):
+    lines: list[str] = []
+    unclosed = tmp_path / "unclosed.txt"
+    child = warmstart.fork_child(endpoint, child_command(exit_code=4, mode="threads"), tmp_path,
+                                 {**server_env, "WARM_TEST_FILE": str(unclosed)}, lines.append)
+    assert run_to_end(child, timeout=20) == 4, "a thread pool's idle workers kept the child from exiting"
+    assert lines[-1].startswith("atexit handler ran")
+    assert unclosed.read_text() == "flushed when the interpreter ended"
+
+
 def test_a_different_import_time_environment_is_refused(endpoint, server_env, tmp_path):
     refused = {"ISAACSIM_ASSET_ROOT": "/elsewhere", "PYTHONPATH": "/not/the/servers/path"}
     for key, value in refused.items():
@@ -94,7 +103,7 @@ def test_a_malformed_request_is_refused_and_the_server_serves_on(endpoint, serve
 
 
 def test_stop_ends_the_whole_group_and_the_server_serves_on(endpoint, server_env, tmp_path):
-    child = warmstart.fork_child(endpoint, child_command(sleep_s=120, grandchild=True), tmp_path, server_env, print)
+    child = warmstart.fork_child(endpoint, child_command(sleep_s=120, mode="grandchild"), tmp_path, server_env, print)
     time.sleep(1.0)
     assert child.stop(grace=5) < 0
     assert wait_gone(child.pid), "the grandchild outlived the stop"
@@ -103,7 +112,7 @@ def test_stop_ends_the_whole_group_and_the_server_serves_on(endpoint, server_env
 
 
 def test_the_child_is_killed_when_its_runner_goes_away(endpoint, server_env, tmp_path):
-    child = warmstart.fork_child(endpoint, child_command(sleep_s=120, grandchild=True), tmp_path, server_env, print)
+    child = warmstart.fork_child(endpoint, child_command(sleep_s=120, mode="grandchild"), tmp_path, server_env, print)
     time.sleep(1.0)
     assert group_alive(child.pid)
     child._connection.close()

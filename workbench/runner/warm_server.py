@@ -2,9 +2,9 @@
 
 ``python -m workbench.runner.warm_server`` (started by ``warmstart.start``) serves one Unix socket. For each
 request the server forks; the child leads its own session, points stdin at /dev/null and stdout/stderr at the
-job's pipe, takes the job's environment and working directory, and runs the module as ``__main__``. The server
-reports the child's exit code on the request's connection; when that connection drops (the runner died) it kills
-the child's group.
+job's pipe, takes the job's environment and working directory, runs the module as ``__main__`` and ends the way a
+fresh interpreter would. The server reports the child's exit code on the request's connection; when that
+connection drops (the runner died) it kills the child's group.
 
 Nothing may initialise CUDA or Warp before the fork (checked once the modules are imported). Importing torch and
 Newton leaves idle native threads behind; they do not exist in the child, which starts its own (torch resets its
@@ -15,7 +15,6 @@ server's life (and removed at its end) keeps it to one per socket; it exits afte
 from __future__ import annotations
 
 import argparse
-import atexit
 import fcntl
 import importlib
 import json
@@ -25,12 +24,12 @@ import selectors
 import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from workbench.runner.warmstart import (
     MESSAGE_BYTES,
@@ -72,6 +71,7 @@ class WarmServer:
         self.stopping = False
         self.ready_s = 0.0
         self.environment = dict(os.environ)
+        self.pid = os.getpid()
         self._lock_fd = -1
 
     def serve(self) -> int:
@@ -100,10 +100,11 @@ class WarmServer:
         try:
             self._loop()
         finally:
-            self.listener.close()
-            self.endpoint.socket_path.unlink(missing_ok=True)
-            self.endpoint.lock_path.unlink(missing_ok=True)
-            os.close(self._lock_fd)
+            if os.getpid() == self.pid:
+                self.listener.close()
+                self.endpoint.socket_path.unlink(missing_ok=True)
+                self.endpoint.lock_path.unlink(missing_ok=True)
+                os.close(self._lock_fd)
         return 0
 
     def _loop(self) -> None:
@@ -177,9 +178,13 @@ class WarmServer:
             os.killpg(pid, signal.SIGKILL)
         print(f"warm: forked pid {pid} for {' '.join(request['command'][:2])} in {request['cwd']}", flush=True)
 
-    def _become_child(self, request: dict, env: dict[str, str], output_fd: int) -> None:
-        """In the forked child: become the job's process and never return into the server."""
-        code = 1
+    def _become_child(self, request: dict, env: dict[str, str], output_fd: int) -> NoReturn:
+        """In the forked child: become the job's process.
+
+        The child leaves the server's code only by ``SystemExit``, which the interpreter ends as it ends any
+        process (threading's exit hooks, non-daemon threads joined, atexit handlers, open files flushed); ``serve``
+        leaves its clean-up to the server's own process.
+        """
         try:
             os.setsid()
             self._close_server_files()
@@ -203,11 +208,16 @@ class WarmServer:
             os.environ.update({**set_by_imports, **env})
             module, *arguments = request["command"]
             sys.argv = [module, *arguments]
-            code = _run_module(module)
-        except BaseException:  # noqa: BLE001 - the child must end here whatever happens
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit:
+            raise
+        except KeyboardInterrupt:
             traceback.print_exc()
-        finally:
-            _exit_child(code)
+            raise SystemExit(128 + signal.SIGINT) from None
+        except BaseException:  # noqa: BLE001 - nothing but SystemExit may carry the child into the server's code
+            traceback.print_exc()
+            raise SystemExit(1) from None
+        raise SystemExit(0)
 
     def _close_server_files(self) -> None:
         for conn, pidfd in self.jobs.values():
@@ -263,30 +273,6 @@ def _acquire_lock(path: Path, patience_s: float = 1.0) -> int | None:
         except FileNotFoundError:
             pass
         os.close(fd)
-
-
-def _run_module(module: str) -> int:
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
-        return 1
-    return 0
-
-
-def _exit_child(code: int) -> None:
-    """End the child as an interpreter would (non-daemon threads joined, atexit run, output flushed)."""
-    try:
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
 
 
 def _initialised_too_early() -> str | None:

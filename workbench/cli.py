@@ -276,7 +276,6 @@ def _tasks(args: argparse.Namespace) -> int:
 def _warm(args: argparse.Namespace) -> int:
     from workbench import paths
     from workbench.runner import commands, warmstart
-    from workbench.settings import seconds_setting
 
     home = paths.workbench_home()
     endpoint = warmstart.Endpoint.for_home(home)
@@ -289,10 +288,9 @@ def _warm(args: argparse.Namespace) -> int:
         print(f"the warm process stops once its {len(answer['jobs'])} running job(s) end" if answer
               else f"no warm process serves {home}")
         return EXIT_OK
-    idle_s = seconds_setting("WORKBENCH_WARM_IDLE_S", 900.0)
     extra = commands.job_environment(DEFAULT_TASK, os.environ.get("WORKBENCH_ASSETS", "offline"))
     env = commands.child_environment({**os.environ, "WORKBENCH_HOME": str(home)}, extra, [])
-    process = warmstart.start(endpoint, env, idle_s)
+    process = warmstart.start(endpoint, env, warmstart.idle_setting())
     answer = warmstart.wait_ready(endpoint, args.timeout, process)
     if answer is None:
         print(f"error: the warm process did not become ready; see {endpoint.log_path}", file=sys.stderr)

@@ -20,9 +20,10 @@ from pathlib import Path
 from workbench import paths
 from workbench.backends.base import Backend, Job
 from workbench.errors import JobNotFoundError, WorkbenchError
+from workbench.runner import warmstart
 from workbench.runner.channels import write_json_atomic
 from workbench.runner.process import group_alive
-from workbench.settings import on_off_setting, seconds_setting
+from workbench.settings import on_off_setting
 from workbench.spec import FieldError, JobSpec, SpecError
 from workbench.status import JobState, JobStatus
 
@@ -167,7 +168,7 @@ class LocalBackend(Backend):
         self.stop_grace = stop_grace
         self.assets = assets or os.environ.get("WORKBENCH_ASSETS", "offline")
         self.warm_start = on_off_setting("WORKBENCH_WARM_START", "on") if warm_start is None else warm_start
-        self.warm_idle_s = seconds_setting("WORKBENCH_WARM_IDLE_S", 900.0)
+        self.warm_idle_s = warmstart.idle_setting()
 
     def submit(self, spec: JobSpec) -> LocalJob:
         if spec.mode == "evaluate" and not (spec.training["policy"] or spec.training["policyS3Uri"]):

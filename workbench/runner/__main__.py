@@ -12,10 +12,11 @@ import sys
 import uuid
 from pathlib import Path
 
+from workbench.runner import warmstart
 from workbench.runner.channels import open_channel
 from workbench.runner.job import JobRunner, RunnerSettings
 from workbench.runner.storage import open_storage
-from workbench.settings import on_off_setting, seconds_setting
+from workbench.settings import on_off_setting
 from workbench.status import JobState
 
 
@@ -46,7 +47,7 @@ def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSett
         max_concurrent=int(environ["WORKBENCH_MAX_CONCURRENT"]) if environ.get("WORKBENCH_MAX_CONCURRENT") else None,
         slots_dir=Path(environ["WORKBENCH_SLOTS_DIR"]) if environ.get("WORKBENCH_SLOTS_DIR") else None,
         warm_start=on_off_setting("WORKBENCH_WARM_START", "off", environ),
-        warm_idle_s=seconds_setting("WORKBENCH_WARM_IDLE_S", 900.0, environ),
+        warm_idle_s=warmstart.idle_setting(environ),
         environ=environ,
     )
 

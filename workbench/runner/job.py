@@ -63,7 +63,7 @@ class RunnerSettings:
     max_concurrent: int | None = None
     slots_dir: Path | None = None
     warm_start: bool = False
-    warm_idle_s: float = 900.0
+    warm_idle_s: float = warmstart.DEFAULT_IDLE_S
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

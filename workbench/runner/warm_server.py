@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from workbench.runner.warmstart import (
+    DEFAULT_IDLE_S,
     MESSAGE_BYTES,
     Endpoint,
     environment_mismatch,
@@ -302,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.runner.warm_server", description=__doc__)
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--lock", type=Path, required=True)
-    parser.add_argument("--idle", type=float, default=900.0, help="exit after this many seconds without a job")
+    parser.add_argument("--idle", type=float, default=DEFAULT_IDLE_S, help="exit after this many seconds without a job")
     parser.add_argument("--preload", default=",".join(PRELOAD), help="comma-separated modules to import")
     args = parser.parse_args(argv)
     endpoint = Endpoint(args.socket, args.lock, Path(os.devnull))

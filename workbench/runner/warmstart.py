@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.runner.process import ForkedChild
+from workbench.settings import seconds_setting
 
 IMPORT_TIME_PREFIXES = ("ISAAC", "NEWTON", "OMNI", "WARP_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "OMP_", "MKL_",
                         "KMP_", "HYDRA", "LD_", "PYTHON")
@@ -34,6 +35,9 @@ UNCHECKED = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED"})
 """Handled apart: job-private ``PYTHONPATH`` entries go in front of ``sys.path``; output is unbuffered anyway."""
 
 MESSAGE_BYTES = 1 << 20
+
+DEFAULT_IDLE_S = 900.0
+"""How long the warm process waits for a job before it exits, unless ``WORKBENCH_WARM_IDLE_S`` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class Endpoint:
         key = hashlib.sha256(f"{Path(home).resolve()}\0{executable}".encode()).hexdigest()[:16]
         run_dir = Path(tempfile.gettempdir()) / f"workbench-{os.getuid()}"
         return cls(run_dir / f"warm-{key}.sock", run_dir / f"warm-{key}.lock", Path(home) / "logs" / "warm.log")
+
+
+def idle_setting(environ: Mapping[str, str] = os.environ) -> float:
+    """``WORKBENCH_WARM_IDLE_S``: seconds the warm process waits for a job before it exits."""
+    return seconds_setting("WORKBENCH_WARM_IDLE_S", DEFAULT_IDLE_S, environ)
 
 
 def import_time_environment(env: Mapping[str, str]) -> dict[str, str]:

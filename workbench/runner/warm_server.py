@@ -49,6 +49,7 @@ PRELOAD = (
 """What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp. Not rl_games' runner:
 it asks torch whether CUDA is available, after which torch refuses CUDA in forked children."""
 
+
 def _reply(conn: socket.socket, message: dict) -> None:
     """Send the last message of a connection and close it; a peer that went away meanwhile is no error."""
     try:
@@ -160,9 +161,7 @@ class WarmServer:
                 raise ValueError(f"the job's environment differs from the warm process's in {', '.join(differ)}")
             if not all(isinstance(part, str) for part in [request["cwd"], *request["command"]]):
                 raise TypeError("the command and working directory must be strings")
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-                pid = os.fork()
+            pid = _fork()
         except BaseException:
             os.close(output_fd)
             raise
@@ -290,10 +289,15 @@ def _initialised_too_early() -> str | None:
     return None
 
 
-def _forked_child_refuses_cuda() -> bool:
+def _fork() -> int:
+    """``os.fork()`` without Python's warning about the idle native threads the preload left (see the module doc)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        pid = os.fork()
+        return os.fork()
+
+
+def _forked_child_refuses_cuda() -> bool:
+    pid = _fork()
     if pid == 0:
         os._exit(1 if sys.modules["torch"].cuda._is_in_bad_fork() else 0)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0

@@ -54,9 +54,7 @@ def overhead(work: Path, pairs: int = 2, num_envs: int = 64, iterations: int = 2
     machine whose load drifts within a pair); otherwise they alternate. ``home``: a workbench home whose caches are
     filled already (default: a new one, filled first). The workbench side forks from the home's warm process.
     """
-    if home is None:
-        home = work / "home-warm"
-        run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
+    home = home or _filled_home(work)
     spec = training_spec(num_envs, iterations)
     results = _against_bare(home, pairs, concurrent, lambda n: run_workbench(spec, home),
                             lambda n: run_bare(spec, home, work / f"bare-{n}"))
@@ -119,15 +117,21 @@ def solved(work: Path, pairs: int = 1, num_envs: int = 256, max_iterations: int 
     ``concurrent``: the workbench and the bare run train at the same time (one pair shares the machine's load
     exactly, at the price of each slowing the other); otherwise they alternate.
     """
-    home = work / "home-warm"
+    home = _filled_home(work)
     spec = training_spec(num_envs, max_iterations)
-    run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)  # fill the kernel cache
     results = _against_bare(
         home, pairs, concurrent, lambda n: run_workbench(spec, home, stop_when_solved=True, timeout_s=3000),
         lambda n: run_bare(spec, home, work / f"bare-solved-{n}", stop_when_solved=True, timeout_s=3000))
     return {"num_envs": num_envs, "concurrent": concurrent, "pairs": results,
             "time_to_solved_s": _median([p["workbench"]["solved_s"] for p in results]),
             "bare_time_to_solved_s": _median([p["bare"]["solved_s"] for p in results])}
+
+
+def _filled_home(work: Path) -> Path:
+    """A workbench home whose kernel caches one tiny training has filled."""
+    home = work / "home-warm"
+    run_workbench(training_spec(16, 1), home, stop_after_first_iteration=True)
+    return home
 
 
 def _against_bare(home: Path, pairs: int, concurrent: bool, workbench: Side, bare: Side) -> list[dict]:

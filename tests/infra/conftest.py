@@ -79,3 +79,19 @@ def s3(monkeypatch: pytest.MonkeyPatch):
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         yield client
+
+
+@pytest.fixture()
+def sfn(monkeypatch: pytest.MonkeyPatch):
+    """``(client, state machine ARN)``: in-process moto Step Functions with a one-state machine (for the Lambdas
+    that start executions; in-process moto does not run them)."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("stepfunctions")
+        machine = client.create_state_machine(
+            name="workbench", definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        yield client, machine

@@ -16,6 +16,8 @@ CHECKPOINT_ROOT = f"{EFS_MOUNT_PATH}/checkpoints"
 WORKBENCH_HOME = f"{EFS_MOUNT_PATH}/home"
 INPUT_PREFIX = "inputs/"
 OUTPUT_PREFIX = "outputs/"
+NONCURRENT_VERSION_DAYS = 30
+"""How long the bucket keeps a replaced or deleted object's previous version (then it expires)."""
 
 
 class Storage(Construct):
@@ -35,7 +37,14 @@ class Storage(Construct):
                 block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
                 enforce_ssl=True,
                 removal_policy=RemovalPolicy.RETAIN,
-                lifecycle_rules=[s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))],
+                versioned=True,  # an overwritten or deleted output can be restored for NONCURRENT_VERSION_DAYS
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        abort_incomplete_multipart_upload_after=Duration.days(7),
+                        noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                        expired_object_delete_marker=True,
+                    )
+                ],
             )
         self.efs_security_group = ec2.SecurityGroup(
             self,

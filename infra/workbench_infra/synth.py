@@ -1,6 +1,7 @@
 """Build and synthesize the app.
 
-- ``build_app(config, outdir)`` returns ``(app, stack)`` with the cdk-nag checks applied.
+- ``build_app(config, outdir)`` returns ``(app, stack)`` with the cdk-nag checks and the checkov acknowledgments
+  applied.
 - ``synth_template(config)`` returns the CloudFormation template as a dict (for tests and the moto harness):
   ``config`` is a whole ``config.json`` document (a dict) or a :class:`PipelineConfig`. The state machine's
   definition is the ``DefinitionString`` of the ``AWS::StepFunctions::StateMachine`` resource (an
@@ -20,6 +21,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from workbench_infra.checkov import apply_checkov
 from workbench_infra.config import INFRA_DIR, PipelineConfig, parse_config
 from workbench_infra.nag import apply_nag
 from workbench_infra.stack import WorkbenchStack
@@ -32,6 +34,7 @@ def build_app(config: PipelineConfig, outdir: str | os.PathLike[str] | None = No
     app = cdk.App(outdir=str(outdir) if outdir else None)
     stack = WorkbenchStack(app, config.stack_name, config)
     apply_nag(app, stack)
+    apply_checkov(stack)
     return app, stack
 
 

@@ -1,7 +1,17 @@
-"""Compute: the container image, the Batch GPU compute environment and queue, the job role and job definitions.
+"""Compute: the container image, the Batch GPU compute environments and queues, the job role and job definitions.
+
+Two compute environments offer the configured ``instanceTypes``: single-node jobs run in one spread over every
+compute subnet (any Availability Zone with capacity); multi-node jobs in one with a cluster placement group in
+a single subnet, so that all nodes of a job land in one Availability Zone, close together (NCCL traffic). Each has
+its own queue; the prepare Lambda picks the queue by node count. The job definitions' default resources are the
+size of a 1-GPU job on the smallest offered instance (``workbench.instance_types``); every submission overrides
+them with the job's own size.
 
 Both job definitions mount EFS at ``/mnt/efs`` and carry the runner's static environment (``JOB_ENVIRONMENT``);
-the per-job values (spec, job id, output URI, checkpoint dir, task token) come as overrides at submission.
+the per-job values (spec, job id, output URI, checkpoint dir, the name of the job's task token parameters) come
+as overrides at submission. The tokens themselves live in SSM SecureString parameters under
+``token_parameter_prefix(config)`` (``/<stack name>/jobs/<job id>/...``): the job role may read them, nothing
+under any other name.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from workbench.instance_types import job_size
 from workbench_infra.config import PipelineConfig
 from workbench_infra.network import Network
 from workbench_infra.storage import EFS_MOUNT_PATH, INPUT_PREFIX, OUTPUT_PREFIX, WORKBENCH_HOME, Storage
@@ -24,13 +35,10 @@ from workbench_infra.storage import EFS_MOUNT_PATH, INPUT_PREFIX, OUTPUT_PREFIX,
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {"ngc": "container/Dockerfile", "kitless": "container/Dockerfile.kitless"}
 IMAGE_CONTEXT_EXCLUDE = ["*", "!container/**", "!workbench/**", "!pyproject.toml", "**/__pycache__"]
-INSTANCE_CLASSES = (ec2.InstanceClass.G6, ec2.InstanceClass.G6E, ec2.InstanceClass.G5)
 WARM_VCPUS = 8
 HEARTBEAT_INTERVAL_SECONDS = 300
 HEARTBEAT_TIMEOUT_SECONDS = 1800
 SHARED_MEMORY_MIB = 8192
-DEFAULT_VCPUS = 4
-DEFAULT_MEMORY_MIB = 15000
 DEFAULT_NUM_NODES = 2
 MAX_JOB_SECONDS = 28800 + 900
 RETENTION = {
@@ -56,6 +64,8 @@ class Compute(Construct):
 
     def __init__(self, scope: Construct, id: str, config: PipelineConfig, network: Network) -> None:
         super().__init__(scope, id)
+        self.config = config
+        self.token_parameter_prefix = token_parameter_prefix(config)
         self.security_group = ec2.SecurityGroup(
             self,
             "ComputeSecurityGroup",
@@ -91,28 +101,42 @@ class Compute(Construct):
                 )
             ],
         )
-        self.compute_environment = batch.ManagedEc2EcsComputeEnvironment(
-            self,
+        def environment(id: str, **placement) -> batch.ManagedEc2EcsComputeEnvironment:
+            return batch.ManagedEc2EcsComputeEnvironment(
+                self,
+                id,
+                vpc=network.vpc,
+                security_groups=[self.security_group],
+                instance_types=[ec2.InstanceType(name) for name in config.instance_types],
+                use_optimal_instance_classes=False,
+                allocation_strategy=batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
+                maxv_cpus=config.max_vcpus,
+                launch_template=launch_template,
+                images=[batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA)],
+                **placement,
+            )
+
+        self.compute_environment = environment(
             "GpuComputeEnvironment",
-            vpc=network.vpc,
             vpc_subnets=network.compute_subnets,
-            security_groups=[self.security_group],
-            instance_classes=list(INSTANCE_CLASSES),
-            use_optimal_instance_classes=False,
-            allocation_strategy=batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
             minv_cpus=WARM_VCPUS if config.keep_warm_instance else 0,
-            maxv_cpus=config.max_vcpus,
-            launch_template=launch_template,
-            images=[batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA)],
         )
-        self.job_queue = batch.JobQueue(
-            self, "JobQueue", compute_environments=[batch.OrderedComputeEnvironment(compute_environment=self.compute_environment, order=1)]
+        self.job_queue = _queue(self, "JobQueue", self.compute_environment)
+        self.placement_group = ec2.PlacementGroup(self, "MultiNodePlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER)
+        one_subnet = network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets[0]
+        self.multi_node_compute_environment = environment(
+            "MultiNodeGpuComputeEnvironment",
+            vpc_subnets=ec2.SubnetSelection(subnets=[one_subnet]),
+            minv_cpus=0,
+            placement_group=self.placement_group,
         )
-        self._enable_container_insights()
+        self.multi_node_job_queue = _queue(self, "MultiNodeJobQueue", self.multi_node_compute_environment)
+        self._enable_container_insights(self.compute_environment, "")
+        self._enable_container_insights(self.multi_node_compute_environment, "MultiNode")
 
     def add_job_definitions(self, storage: Storage) -> None:
         """The job role and both job definitions (they need the bucket and the file system)."""
-        self.job_role = _job_role(self, storage)
+        self.job_role = _job_role(self, storage, self.token_parameter_prefix)
         container = self._container_properties(storage)
         self.single_node_job_definition = batch.CfnJobDefinition(
             self,
@@ -141,13 +165,13 @@ class Compute(Construct):
 
     def _container_properties(self, storage: Storage) -> batch.CfnJobDefinition.ContainerPropertiesProperty:
         environment = {**JOB_ENVIRONMENT, "AWS_DEFAULT_REGION": Aws.REGION}
+        size = job_size(self.config.instance_types, gpus=1)
         return batch.CfnJobDefinition.ContainerPropertiesProperty(
             image=self.image.image_uri,
             job_role_arn=self.job_role.role_arn,
             resource_requirements=[
-                batch.CfnJobDefinition.ResourceRequirementProperty(type="VCPU", value=str(DEFAULT_VCPUS)),
-                batch.CfnJobDefinition.ResourceRequirementProperty(type="MEMORY", value=str(DEFAULT_MEMORY_MIB)),
-                batch.CfnJobDefinition.ResourceRequirementProperty(type="GPU", value="1"),
+                batch.CfnJobDefinition.ResourceRequirementProperty(type=r["Type"], value=r["Value"])
+                for r in size.resource_requirements()
             ],
             environment=[batch.CfnJobDefinition.EnvironmentProperty(name=k, value=v) for k, v in environment.items()],
             volumes=[
@@ -176,18 +200,18 @@ class Compute(Construct):
             ),
         )
 
-    def _enable_container_insights(self) -> None:
+    def _enable_container_insights(self, environment: batch.ManagedEc2EcsComputeEnvironment, prefix: str) -> None:
         """Batch creates the ECS cluster itself: look its ARN up, then turn Container Insights on for it."""
         describe = cr.AwsSdkCall(
             service="Batch",
             action="describeComputeEnvironments",
-            parameters={"computeEnvironments": [self.compute_environment.compute_environment_arn]},
+            parameters={"computeEnvironments": [environment.compute_environment_arn]},
             physical_resource_id=cr.PhysicalResourceId.of("EcsClusterArn"),
             output_paths=["computeEnvironments.0.ecsClusterArn"],
         )
         lookup = cr.AwsCustomResource(
             self,
-            "EcsClusterLookup",
+            f"{prefix}EcsClusterLookup",
             on_create=describe,
             on_update=describe,
             install_latest_aws_sdk=False,
@@ -204,7 +228,7 @@ class Compute(Construct):
         )
         insights = cr.AwsCustomResource(
             self,
-            "ContainerInsights",
+            f"{prefix}ContainerInsights",
             on_create=update,
             on_update=update,
             install_latest_aws_sdk=False,
@@ -215,8 +239,27 @@ class Compute(Construct):
         insights.node.add_dependency(lookup)
 
 
-def _job_role(scope: Construct, storage: Storage) -> iam.Role:
-    """The container's role: task callbacks, the pipeline's S3 prefixes, and mounting its EFS access point."""
+def _queue(scope: Construct, id: str, environment: batch.ManagedEc2EcsComputeEnvironment) -> batch.JobQueue:
+    return batch.JobQueue(
+        scope, id, compute_environments=[batch.OrderedComputeEnvironment(compute_environment=environment, order=1)]
+    )
+
+
+def token_parameter_prefix(config: PipelineConfig) -> str:
+    """Where the jobs' task tokens are kept in SSM Parameter Store: ``<prefix>/<job id>/<start|run|caller>-token``."""
+    return f"/{config.stack_name}/jobs"
+
+
+def token_parameter_arn(prefix: str) -> str:
+    """Every job's token parameters, ``<prefix>/<job id>/*``, and nothing else in Parameter Store."""
+    return f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{prefix}/*"
+
+
+def _job_role(scope: Construct, storage: Storage, token_prefix: str) -> iam.Role:
+    """The container's role: task callbacks and reading their tokens, the pipeline's S3 prefixes, and mounting its
+    EFS access point. SecureString parameters use the AWS managed key ``aws/ssm``, whose key policy lets this
+    account's principals decrypt through Parameter Store: no kms:Decrypt statement is needed (a customer managed key
+    would need one)."""
     role = iam.Role(scope, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
     bucket = storage.bucket
     role.add_to_policy(
@@ -224,6 +267,13 @@ def _job_role(scope: Construct, storage: Storage) -> iam.Role:
             sid="TaskCallbacks",
             actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
             resources=["*"],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="ReadTaskTokens",
+            actions=["ssm:GetParameter"],
+            resources=[token_parameter_arn(token_prefix)],
         )
     )
     role.add_to_policy(

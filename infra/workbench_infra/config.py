@@ -11,6 +11,8 @@ Keys (defaults in brackets):
 - ``existingVpc`` [null]: ``{"vpcId", "availabilityZones", "privateSubnetIds", "isolatedSubnetIds"}``; private
   subnets need a NAT route (assets are downloaded at run time), isolated ones hold EFS.
 - ``existingBucketName`` [null]: use this bucket for inputs and outputs instead of creating one.
+- ``instanceTypes`` [every size of g6, g6e and g5]: the EC2 GPU instance types both compute environments offer;
+  each must be one of ``workbench.instance_types.INSTANCE_TYPES`` (its table sizes every job, see there).
 - ``maxvCpus`` [256], ``logRetentionDays`` [30], ``entryFunctionName`` ["vamsExecuteIsaacLabWorkbench"]
   (VAMS only invokes functions whose names start with "vams").
 """
@@ -22,6 +24,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from workbench.instance_types import DEFAULT_INSTANCE_TYPES, INSTANCE_TYPES
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = INFRA_DIR / "config.json"
@@ -70,6 +74,7 @@ class PipelineConfig:
     entry_function_name: str = "vamsExecuteIsaacLabWorkbench"
     max_vcpus: int = 256
     log_retention_days: int = 30
+    instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
     stack_name: str = "IsaacLabWorkbench"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -113,8 +118,11 @@ def parse_config(document: dict[str, Any]) -> PipelineConfig:
         if key == "existingVpc":
             values["existing_vpc"] = _existing_vpc(value, prefix + key)
             continue
+        if key == "instanceTypes":
+            values["instance_types"] = _instance_types(value, prefix + key)
+            continue
         if key not in _KEYS:
-            allowed = ", ".join([*_KEYS, "existingVpc"])
+            allowed = ", ".join([*_KEYS, "existingVpc", "instanceTypes"])
             raise ConfigError(f"{prefix}{key}: unknown key; allowed: {allowed}")
         attribute, kind = _KEYS[key]
         if isinstance(value, bool) and kind is int or not isinstance(value, kind):
@@ -162,3 +170,13 @@ def _existing_vpc(value: Any, path: str) -> ExistingVpc | None:
     if not len(zones) == len(private) == len(isolated):
         raise ConfigError(f"{path}: availabilityZones, privateSubnetIds and isolatedSubnetIds need one entry per zone")
     return ExistingVpc(value["vpcId"], tuple(zones), tuple(private), tuple(isolated))
+
+
+def _instance_types(value: Any, path: str) -> tuple[str, ...]:
+    allowed = ", ".join(INSTANCE_TYPES)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path} must be a non-empty list of instance type names; allowed: {allowed}")
+    unknown = [v for v in value if v not in INSTANCE_TYPES]
+    if unknown:
+        raise ConfigError(f"{path}: unknown instance type(s) {', '.join(unknown)}; allowed: {allowed}")
+    return tuple(dict.fromkeys(value))

@@ -3,6 +3,8 @@ acknowledged below. Each acknowledgment names one finding on one construct and s
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
@@ -41,6 +43,11 @@ def acknowledgments(stack: WorkbenchStack, pipeline: IsaacLabPipeline) -> dict[I
         (f"IAM5[Resource::{bucket}/{prefix}*]", f"Objects under the pipeline's own {prefix} prefix, and nothing else.")
         for prefix in ("inputs/", "outputs/")
     ]
+    tokens = (
+        f"IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter"
+        f"{compute.token_parameter_prefix}/*]",
+        "The jobs' task token parameters (<prefix>/<job id>/*, named at run time) and no other parameter.",
+    )
     found: dict[IConstruct, list[tuple[str, str]]] = {
         compute.compute_environment: [
             (
@@ -51,17 +58,37 @@ def acknowledgments(stack: WorkbenchStack, pipeline: IsaacLabPipeline) -> dict[I
         compute.node.find_child("EcsClusterLookup"): [
             ("IAM5[Resource::*]", "batch:DescribeComputeEnvironments has no resource-level permissions.")
         ],
+        compute.multi_node_compute_environment: [
+            (
+                "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
+                "The documented instance role policy for Batch ECS instances (ECS agent, image pull, container logs).",
+            )
+        ],
+        compute.node.find_child("MultiNodeEcsClusterLookup"): [
+            ("IAM5[Resource::*]", "batch:DescribeComputeEnvironments has no resource-level permissions.")
+        ],
         compute.job_role: [
             ("IAM5[Resource::*]", "states:SendTaskSuccess/Failure/Heartbeat accept no narrower resource (a token has no ARN)."),
             *prefixes,
+            tokens,
         ],
         orchestration.prepare_function: [LAMBDA_LOGGING, TRACING_AND_CALLBACKS, *prefixes],
-        orchestration.entry_function: [LAMBDA_LOGGING, TRACING_AND_CALLBACKS],
-        orchestration.node.find_child("BatchFailureFunction"): [LAMBDA_LOGGING, TRACING_AND_CALLBACKS],
+        orchestration.entry_function: [
+            LAMBDA_LOGGING,
+            TRACING_AND_CALLBACKS,
+            (
+                f"IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"{_name_of(stack, orchestration.state_machine)}:*]",
+                "states:DescribeExecution on the internal state machine's executions (a VAMS retry is answered "
+                "from the first attempt's execution, named by the job id at run time).",
+            ),
+        ],
+        orchestration.node.find_child("BatchFailureFunction"): [LAMBDA_LOGGING, TRACING_AND_CALLBACKS, tokens],
         orchestration.state_machine: [
             (
                 "IAM5[Resource::*]",
-                "batch:ListJobs, X-Ray and states:SendTask* (the caller's token) have no resource-level permissions.",
+                "batch:ListJobs/DescribeJobs, X-Ray and states:SendTask* (the caller's token) have no resource-level "
+                "permissions.",
             ),
             (
                 f"IAM5[Resource::<{stack.get_logical_id(orchestration.prepare_function.node.default_child)}.Arn>:*]",
@@ -71,6 +98,7 @@ def acknowledgments(stack: WorkbenchStack, pipeline: IsaacLabPipeline) -> dict[I
                 "IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*]",
                 "batch:TerminateJob on this account's jobs: job ids are only known at run time.",
             ),
+            tokens,
         ],
         stack.node.find_child("AWS679f53fac002430cb0da5b7982bd2287"): [LAMBDA_LOGGING],
     }
@@ -79,15 +107,22 @@ def acknowledgments(stack: WorkbenchStack, pipeline: IsaacLabPipeline) -> dict[I
             ("S1", "Holds job inputs and outputs written by the pipeline's own roles; audit access with CloudTrail.")
         ]
     if pipeline.registration is not None:
-        name = pipeline.registration.import_function_name
+        registration = pipeline.registration.function
+        found[registration] = [LAMBDA_LOGGING]
         found[pipeline.registration.provider] = [
             LAMBDA_LOGGING,
             (
-                f"IAM5[Resource::arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:{name}:*]",
-                "CDK's provider framework may invoke every version of VAMS's import function; the function is fixed.",
+                f"IAM5[Resource::<{stack.get_logical_id(registration.node.default_child)}.Arn>:*]",
+                "CDK's provider framework may invoke every version of our registration function; the function is fixed.",
             ),
         ]
     return found
+
+
+def _name_of(stack: cdk.Stack, state_machine: IConstruct) -> str:
+    """How cdk-nag renders the state machine's name in an execution ARN (CDK splits it out of the ARN)."""
+    ref = {"Ref": stack.get_logical_id(state_machine.node.default_child)}
+    return json.dumps({"Fn::Select": [6, {"Fn::Split": [":", ref]}]}, separators=(",", ":"))
 
 
 def _bucket_arn(stack: cdk.Stack, bucket: s3.IBucket) -> str:

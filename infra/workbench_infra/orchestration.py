@@ -6,17 +6,39 @@ The internal state machine's input (the ``aws`` backend starts it directly; the 
      "inputParameters": {<job spec document, see workbench.spec>},
      "callerTaskToken": "<optional: a task token to report the job's end to>"}
 
-Flow: "Check the input" (jobId and inputParameters present) -> "Validate and prepare" (Lambda, the same ``workbench.spec`` code) -> "Which job?" (a Choice on mode and
-node count) -> one of three ``aws-sdk:batch:submitJob.waitForTaskToken`` states (the token travels only as the
-container environment variable ``WORKBENCH_TASK_TOKEN``; heartbeat 1800 s; timeout 28800 s for training, 7200 s
-for evaluation) -> "Finalize" -> success to the caller's token, if any. Output: ``{"jobId", "outputUri",
+Flow: "Check the input" (jobId and inputParameters present) -> "Validate and prepare" (Lambda, the same
+``workbench.spec`` code; it also names the job's token parameters, ``$.prepared.tokenParameters``) -> with a
+caller's token, "Keep the caller's token" (``aws-sdk:ssm:putParameter``, SecureString) -> "How is the job
+submitted?" -> "Submit the Batch job" or "Submit the multi-node Batch job" (``aws-sdk:batch:submitJob``,
+request-response: no token in the job; its environment names the parameters, ``WORKBENCH_TASK_TOKEN_PARAMETER``)
+-> "Start the queue clock" -> "Wait for the job to start" -> "Which job?" (a Choice on mode and node count) ->
+"Run the training job", "Run the multi-node training job" or "Run the evaluation job" -> "Finalize" -> "Delete
+the job's token parameters" -> success to the caller's token, if any. Output: ``{"jobId", "outputUri",
 "result"}`` where ``result`` is what the runner sent with SendTaskSuccess.
 
-Every failure (invalid job, the runner's SendTaskFailure, a failed Batch job, heartbeat timeout, timeout) is
-caught: the failure is described at ``$.failure`` (``error``, ``cause``), the Batch job is looked up by its name
-(``aws-sdk:batch:listJobs``, response read as ``$.JobSummaryList[*].JobId``) and terminated
-(``aws-sdk:batch:terminateJob``), the caller's token is failed with the same error and cause, and the execution
-ends in the Fail state "Job failed" with that error and cause.
+Tokens. A waiting state is ``aws-sdk:ssm:putParameter.waitForTaskToken``: its ``$$.Task.Token`` goes only into
+the job's SecureString parameter (``<prefix>/<job id>/start-token`` or ``run-token``, prefix
+``/<stack name>/jobs``), never into the Batch job, so ``batch:DescribeJobs`` shows no token. The runner
+(``workbench/runner/sfn_channel.py``) reads them with the job role's ``ssm:GetParameter`` on that prefix only.
+
+Queue time does not count against the heartbeat. "Wait for the job to start" has no heartbeat and a
+``QUEUE_CHECK_SECONDS`` (300 s) timeout: the runner's first act is SendTaskSuccess on the start token. On each
+timeout the loop "Check the queued Batch job" (``aws-sdk:batch:describeJobs``: a job that FAILED in the queue
+fails the execution even if the Batch failure hook missed it) -> "Heartbeat the caller" (``aws-sdk:sfn:
+sendTaskHeartbeat``; a caller whose token is closed stops the job, which has not started; any other error is
+ignored until the next check) -> "Count the queue check" -> after ``QUEUE_LIMIT_SECONDS`` (24 h) the job fails
+with ``QueueTimeout``, else it waits again with a new token (overwriting the parameter; the runner retries its
+announcement with the new one). The run states wait on the run token with heartbeat 1800 s and timeout 28800 s
+(training) or 7200 s (evaluation), counted from the start; the runner sends every heartbeat to the run token
+and the caller's token.
+
+Every failure (invalid job, the runner's SendTaskFailure, a failed Batch job, heartbeat timeout, timeout, the
+queue limit) is caught: the failure is described at ``$.failure`` (``error``, ``cause``), the Batch job is
+looked up by its name (``aws-sdk:batch:listJobs``, response read as ``$.JobSummaryList[*].JobId``) and
+terminated (``aws-sdk:batch:terminateJob``), the job's token parameters are deleted (``aws-sdk:ssm:
+deleteParameters``, on every end; a failure to delete changes nothing), the caller's token is failed with the
+same error and cause, and the execution ends in the Fail state "Job failed" with that error and cause. A
+stopped execution (the ``aws`` backend's cancel) runs none of this: its parameters stay, holding dead tokens.
 """
 
 from __future__ import annotations
@@ -37,18 +59,26 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from workbench_infra.compute import RETENTION, Compute
+from workbench_infra.compute import RETENTION, Compute, token_parameter_arn
 from workbench_infra.config import PipelineConfig
 from workbench_infra.lambda_modules import LAMBDAS_DIR, load_lambda_module
 from workbench_infra.storage import CHECKPOINT_ROOT, INPUT_PREFIX, OUTPUT_PREFIX, Storage
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = INFRA_DIR.parent
-SPEC_MODULES = ("spec.py", "task_catalogue.py")
+SPEC_MODULES = ("spec.py", "task_catalogue.py", "instance_types.py")
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HEARTBEAT_SECONDS = 1800
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
-EXECUTION_TIMEOUT = Duration.hours(9)
+QUEUE_CHECK_SECONDS = 300
+"""How long "Wait for the job to start" waits before it checks the Batch job and heartbeats the caller."""
+QUEUE_LIMIT_SECONDS = 86400
+QUEUE_CHECKS = QUEUE_LIMIT_SECONDS // QUEUE_CHECK_SECONDS
+QUEUE_TIMEOUT_ERROR = "QueueTimeout"
+CALLER_GONE_ERROR = "CallerStoppedWaiting"
+CALLER_GONE_ERRORS = ("Sfn.TaskTimedOutException", "Sfn.TaskDoesNotExistException", "Sfn.InvalidTokenException")
+"""What SendTaskHeartbeat answers for a caller's token nobody waits on any more (the SDK integration's names)."""
+EXECUTION_TIMEOUT = Duration.seconds(QUEUE_LIMIT_SECONDS + max(TIMEOUT_SECONDS.values()) + 3600)
 
 
 def lambda_code(name: str, with_spec: bool = False) -> lambda_.Code:
@@ -71,6 +101,7 @@ class Orchestration(Construct):
     def __init__(self, scope: Construct, id: str, config: PipelineConfig, compute: Compute, storage: Storage) -> None:
         super().__init__(scope, id)
         prepare_module = load_lambda_module("prepare")
+        self.token_parameter_prefix = compute.token_parameter_prefix
         self.prepare_function = self._function(
             "PrepareFunction",
             "prepare",
@@ -79,9 +110,12 @@ class Orchestration(Construct):
             environment={
                 "BUCKET_NAME": storage.bucket.bucket_name,
                 "JOB_QUEUE": compute.job_queue.job_queue_arn,
+                "MULTI_NODE_JOB_QUEUE": compute.multi_node_job_queue.job_queue_arn,
+                "INSTANCE_TYPES": ",".join(config.instance_types),
                 "SINGLE_NODE_JOB_DEFINITION": compute.single_node_job_definition.ref,
                 "MULTI_NODE_JOB_DEFINITION": compute.multi_node_job_definition.ref,
                 "CHECKPOINT_ROOT": CHECKPOINT_ROOT,
+                "TOKEN_PARAMETER_PREFIX": compute.token_parameter_prefix,
             },
         )
         self.prepare_function.add_to_role_policy(
@@ -89,6 +123,14 @@ class Orchestration(Construct):
                 sid="CheckReferencedObjects",
                 actions=["s3:GetObject"],
                 resources=[storage.bucket.arn_for_objects(INPUT_PREFIX + "*"), storage.bucket.arn_for_objects(OUTPUT_PREFIX + "*")],
+            )
+        )
+        self.prepare_function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TellMissingFromForbidden",
+                actions=["s3:ListBucket"],
+                resources=[storage.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [INPUT_PREFIX + "*", OUTPUT_PREFIX + "*"]}},
             )
         )
         self.state_machine_logs = logs.LogGroup(
@@ -116,6 +158,11 @@ class Orchestration(Construct):
         )
         self.state_machine.grant_start_execution(self.entry_function)
         self.entry_function.add_to_role_policy(_caller_callback_statement())
+        # A VAMS retry is answered from the first execution: read it, succeed or fail the new token.
+        self.state_machine.grant_execution(self.entry_function, "states:DescribeExecution")
+        self.entry_function.add_to_role_policy(
+            iam.PolicyStatement(sid="SucceedCallerTask", actions=["states:SendTaskSuccess"], resources=["*"])
+        )
         self._batch_failure_hook(config, compute)
 
     def _function(
@@ -148,6 +195,13 @@ class Orchestration(Construct):
         """Fail the token at once when a Batch job fails before its runner could report (see its handler)."""
         function = self._function("BatchFailureFunction", "batch_events", config, environment={})
         function.add_to_role_policy(_caller_callback_statement())
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadJobTokens",
+                actions=["ssm:GetParameter"],
+                resources=[token_parameter_arn(self.token_parameter_prefix)],
+            )
+        )
         rule = events.Rule(
             self,
             "BatchJobFailedRule",
@@ -155,7 +209,10 @@ class Orchestration(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.batch"],
                 detail_type=["Batch Job State Change"],
-                detail={"status": ["FAILED"], "jobQueue": [compute.job_queue.job_queue_arn]},
+                detail={
+                    "status": ["FAILED"],
+                    "jobQueue": [compute.job_queue.job_queue_arn, compute.multi_node_job_queue.job_queue_arn],
+                },
             ),
         )
         rule.add_target(targets.LambdaFunction(function, retry_attempts=4))
@@ -177,6 +234,7 @@ class Orchestration(Construct):
             .otherwise(job_failed)
         )
         succeed = sfn.Succeed(self, "Job succeeded", output_path="$.output")
+        token_parameters = [token_parameter_arn(self.token_parameter_prefix)]
 
         report_failure = tasks.CallAwsService(
             self,
@@ -197,6 +255,46 @@ class Orchestration(Construct):
             .when(sfn.Condition.is_present("$.callerTaskToken"), report_failure)
             .otherwise(fail)
         )
+
+        report_success = tasks.CallAwsService(
+            self,
+            "Report the success to the caller",
+            service="sfn",
+            action="sendTaskSuccess",
+            parameters={
+                "TaskToken": sfn.JsonPath.string_at("$.callerTaskToken"),
+                "Output": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.output")),
+            },
+            iam_resources=["*"],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        report_success.add_catch(succeed, result_path="$.reportError").next(succeed)
+        notify_success = (
+            sfn.Choice(self, "Is a caller waiting for the result?")
+            .when(sfn.Condition.is_present("$.callerTaskToken"), report_success)
+            .otherwise(succeed)
+        )
+
+        forget_tokens = tasks.CallAwsService(
+            self,
+            "Delete the job's token parameters",
+            comment="Every end passes here; a failure to delete does not change the job's outcome",
+            service="ssm",
+            action="deleteParameters",
+            parameters={
+                "Names": sfn.JsonPath.array(
+                    *(sfn.JsonPath.string_at(f"$.prepared.tokenParameters.{role}") for role in prepare_module.TOKEN_PARAMETER_SUFFIXES)
+                )
+            },
+            iam_resources=token_parameters,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        after_forgetting = (
+            sfn.Choice(self, "Did the job fail?")
+            .when(sfn.Condition.is_present("$.failure"), notify_failure)
+            .otherwise(notify_success)
+        )
+        forget_tokens.add_catch(after_forgetting, result_path="$.tokenCleanupError").next(after_forgetting)
 
         terminate = tasks.CallAwsService(
             self,
@@ -221,7 +319,7 @@ class Orchestration(Construct):
             result_path=sfn.JsonPath.DISCARD,
         )
         terminate_all.item_processor(terminate)
-        terminate_all.add_catch(notify_failure, result_path="$.cleanupError").next(notify_failure)
+        terminate_all.add_catch(forget_tokens, result_path="$.cleanupError").next(forget_tokens)
         find_job = tasks.CallAwsService(
             self,
             "Find the Batch job",
@@ -235,7 +333,7 @@ class Orchestration(Construct):
             result_selector={"jobs": sfn.JsonPath.list_at("$.JobSummaryList")},
             result_path="$.batchJobs",
         )
-        find_job.add_catch(notify_failure, result_path="$.cleanupError").next(terminate_all)
+        find_job.add_catch(forget_tokens, result_path="$.cleanupError").next(terminate_all)
         clean_up = (
             sfn.Choice(self, "Was a Batch job submitted?")
             .when(sfn.Condition.is_present("$.prepared.jobName"), find_job)
@@ -263,19 +361,6 @@ class Orchestration(Construct):
             .otherwise(without_cause)
         )
 
-        report_success = tasks.CallAwsService(
-            self,
-            "Report the success to the caller",
-            service="sfn",
-            action="sendTaskSuccess",
-            parameters={
-                "TaskToken": sfn.JsonPath.string_at("$.callerTaskToken"),
-                "Output": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.output")),
-            },
-            iam_resources=["*"],
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        report_success.add_catch(succeed, result_path="$.reportError").next(succeed)
         finalize = sfn.Pass(
             self,
             "Finalize",
@@ -285,11 +370,139 @@ class Orchestration(Construct):
                 "result": sfn.JsonPath.object_at("$.result"),
             },
             result_path="$.output",
-        ).next(
-            sfn.Choice(self, "Is a caller waiting for the result?")
-            .when(sfn.Condition.is_present("$.callerTaskToken"), report_success)
-            .otherwise(succeed)
+        ).next(forget_tokens)
+
+        runs = {
+            key: self._wait_for_token(
+                state_name,
+                "run",
+                token_parameters,
+                heartbeat_seconds=HEARTBEAT_SECONDS,
+                timeout_seconds=TIMEOUT_SECONDS[mode],
+                result_path="$.result",
+            )
+            for key, state_name, mode in (
+                ("train", "Run the training job", "train"),
+                ("multi", "Run the multi-node training job", "train"),
+                ("evaluate", "Run the evaluation job", "evaluate"),
+            )
+        }
+        for run in runs.values():
+            run.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error").next(finalize)
+        which_job = (
+            sfn.Choice(self, "Which job?")
+            .when(sfn.Condition.string_equals("$.prepared.mode", "evaluate"), runs["evaluate"])
+            .when(sfn.Condition.boolean_equals("$.prepared.multiNode", True), runs["multi"])
+            .otherwise(runs["train"])
         )
+
+        start_wait = self._wait_for_token(
+            "Wait for the job to start",
+            "start",
+            token_parameters,
+            timeout_seconds=QUEUE_CHECK_SECONDS,
+            result_path=sfn.JsonPath.DISCARD,
+            comment=(
+                f"Until the runner announces its start. Every {QUEUE_CHECK_SECONDS} s in the queue this times out: the "
+                "loop checks the Batch job, heartbeats the caller and waits again with a new token"
+            ),
+        )
+        start_wait.next(which_job)
+        waited_too_long = sfn.Pass(
+            self,
+            "Waited too long for a GPU instance",
+            parameters={
+                "Error": QUEUE_TIMEOUT_ERROR,
+                "Cause": (
+                    f"waited more than {QUEUE_LIMIT_SECONDS // 3600} h for a GPU instance: the Batch job never left "
+                    "RUNNABLE/STARTING (no g6/g6e/g5 capacity in the region, or the account's EC2 quota for G "
+                    "instances is too low; check Service Quotas); the job was stopped"
+                ),
+            },
+            result_path="$.error",
+        ).next(describe_failure)
+        count_check = sfn.Pass(
+            self,
+            "Count the queue check",
+            parameters={"checks": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.queue.checks"), 1)},
+            result_path="$.queue",
+        ).next(
+            sfn.Choice(self, "Has the job waited too long for a GPU?")
+            .when(sfn.Condition.number_greater_than_equals("$.queue.checks", QUEUE_CHECKS), waited_too_long)
+            .otherwise(start_wait)
+        )
+        caller_gone = sfn.Pass(
+            self,
+            "The caller stopped waiting",
+            parameters={
+                "Error": CALLER_GONE_ERROR,
+                "Cause": (
+                    "the caller's task token is closed (it timed out or its execution ended) while the job was still "
+                    "waiting for a GPU instance; the job was stopped before it started"
+                ),
+            },
+            result_path="$.error",
+        ).next(describe_failure)
+        heartbeat_caller = tasks.CallAwsService(
+            self,
+            "Heartbeat the caller",
+            comment="The caller's heartbeat timeout must not run out while the job is queued",
+            service="sfn",
+            action="sendTaskHeartbeat",
+            parameters={"TaskToken": sfn.JsonPath.string_at("$.callerTaskToken")},
+            iam_resources=["*"],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        heartbeat_caller.add_catch(caller_gone, errors=list(CALLER_GONE_ERRORS), result_path="$.callerHeartbeatError")
+        heartbeat_caller.add_catch(count_check, errors=[sfn.Errors.ALL], result_path="$.callerHeartbeatError")
+        heartbeat_caller.next(count_check)
+        queued_job_failed = sfn.Pass(
+            self,
+            "The Batch job failed before starting",
+            parameters={
+                "Error": "BatchJobFailed",
+                "Cause": sfn.JsonPath.format(
+                    "AWS Batch job {} ended FAILED before its runner started (its statusReason says why: "
+                    "aws batch describe-jobs --jobs {})",
+                    sfn.JsonPath.string_at("$.submitted.jobId"),
+                    sfn.JsonPath.string_at("$.submitted.jobId"),
+                ),
+            },
+            result_path="$.error",
+        ).next(describe_failure)
+        heartbeat_or_count = (
+            sfn.Choice(self, "Is a caller waiting while the job is queued?")
+            .when(sfn.Condition.is_present("$.callerTaskToken"), heartbeat_caller)
+            .otherwise(count_check)
+        )
+        check_job = tasks.CallAwsService(
+            self,
+            "Check the queued Batch job",
+            comment="A job that failed in the queue ends here even if the Batch failure hook missed it",
+            service="batch",
+            action="describeJobs",
+            parameters={"Jobs": sfn.JsonPath.array(sfn.JsonPath.string_at("$.submitted.jobId"))},
+            iam_resources=["*"],
+            result_selector={"statuses": sfn.JsonPath.list_at("$.Jobs[*].Status")},
+            result_path="$.queue.batchJob",
+        )
+        check_job.add_catch(heartbeat_or_count, errors=[sfn.Errors.ALL], result_path="$.queueCheckError")
+        check_job.next(
+            sfn.Choice(self, "Did the queued Batch job fail?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.queue.batchJob.statuses[0]"),
+                    sfn.Condition.string_equals("$.queue.batchJob.statuses[0]", "FAILED"),
+                ),
+                queued_job_failed,
+            )
+            .otherwise(heartbeat_or_count)
+        )
+        start_wait.add_catch(check_job, errors=[sfn.Errors.TIMEOUT], result_path="$.queueCheckError")
+        start_wait.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error")
+        start_clock = sfn.Pass(
+            self, "Start the queue clock", parameters={"checks": 0}, result_path="$.queue"
+        ).next(start_wait)
 
         submit_resources = [
             compute.job_queue.job_queue_arn,
@@ -297,15 +510,32 @@ class Orchestration(Construct):
             compute.multi_node_job_definition.ref,
         ]
         submits = {
-            key: self._submit(state_name, TIMEOUT_SECONDS[mode], multi_node, submit_resources, prepare_module)
-            for key, state_name, mode, multi_node in (
-                ("train", "Run the training job", "train", False),
-                ("multi", "Run the multi-node training job", "train", True),
-                ("evaluate", "Run the evaluation job", "evaluate", False),
-            )
+            multi_node: self._submit(state_name, multi_node, submit_resources, prepare_module)
+            for multi_node, state_name in ((False, "Submit the Batch job"), (True, "Submit the multi-node Batch job"))
         }
         for submit in submits.values():
-            submit.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error").next(finalize)
+            submit.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error").next(start_clock)
+        how_to_submit = (
+            sfn.Choice(self, "How is the job submitted?")
+            .when(sfn.Condition.boolean_equals("$.prepared.multiNode", True), submits[True])
+            .otherwise(submits[False])
+        )
+        keep_caller_token = tasks.CallAwsService(
+            self,
+            "Keep the caller's token",
+            comment="In an SSM SecureString the runner reads, to heartbeat the caller while the job runs",
+            service="ssm",
+            action="putParameter",
+            parameters={
+                "Name": sfn.JsonPath.string_at("$.prepared.tokenParameters.caller"),
+                "Value": sfn.JsonPath.string_at("$.callerTaskToken"),
+                "Type": "SecureString",
+                "Overwrite": True,
+            },
+            iam_resources=token_parameters,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        keep_caller_token.add_catch(describe_failure, errors=[sfn.Errors.ALL], result_path="$.error").next(how_to_submit)
 
         prepare = tasks.LambdaInvoke(
             self,
@@ -337,24 +567,23 @@ class Orchestration(Construct):
             .otherwise(incomplete)
         )
         prepare.next(
-            sfn.Choice(self, "Which job?")
-            .when(sfn.Condition.string_equals("$.prepared.mode", "evaluate"), submits["evaluate"])
-            .when(sfn.Condition.boolean_equals("$.prepared.multiNode", True), submits["multi"])
-            .otherwise(submits["train"])
+            sfn.Choice(self, "Does a caller wait for the job?")
+            .when(sfn.Condition.is_present("$.callerTaskToken"), keep_caller_token)
+            .otherwise(how_to_submit)
         )
         return check_input
 
     def _submit(
-        self, name: str, timeout_seconds: int, multi_node: bool, resources: list[str], prepare_module: ModuleType
+        self, name: str, multi_node: bool, resources: list[str], prepare_module: ModuleType
     ) -> tasks.CallAwsService:
+        """Submit the Batch job (request-response: no task token travels with it); its id goes to ``$.submitted``."""
         environment = [
             {"Name": variable, "Value": sfn.JsonPath.string_at(f"$.prepared.environment.{variable}")}
             for variable in prepare_module.PER_JOB_ENVIRONMENT
         ]
-        environment.append({"Name": prepare_module.TASK_TOKEN_VARIABLE, "Value": sfn.JsonPath.task_token})
         overrides = {
             "Environment": environment,
-            "ResourceRequirements": [{"Type": "GPU", "Value": sfn.JsonPath.string_at("$.prepared.gpusPerNode")}],
+            "ResourceRequirements": sfn.JsonPath.list_at("$.prepared.resourceRequirements"),
         }
         parameters: dict = {
             "JobName": sfn.JsonPath.string_at("$.prepared.jobName"),
@@ -376,11 +605,40 @@ class Orchestration(Construct):
             action="submitJob",
             parameters=parameters,
             iam_resources=resources,
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            heartbeat_timeout=sfn.Timeout.duration(Duration.seconds(HEARTBEAT_SECONDS)),
-            task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_seconds)),
-            result_path="$.result",
+            result_selector={"jobId": sfn.JsonPath.string_at("$.JobId")},
+            result_path="$.submitted",
         )
+
+    def _wait_for_token(
+        self,
+        name: str,
+        role: str,
+        resources: list[str],
+        timeout_seconds: int,
+        result_path: str,
+        heartbeat_seconds: int | None = None,
+        comment: str | None = None,
+    ) -> tasks.CallAwsService:
+        """Wait for a callback: this state's ``$$.Task.Token`` goes only into the job's ``role`` token parameter."""
+        return tasks.CallAwsService(
+            self,
+            name,
+            comment=comment,
+            service="ssm",
+            action="putParameter",
+            parameters={
+                "Name": sfn.JsonPath.string_at(f"$.prepared.tokenParameters.{role}"),
+                "Value": sfn.JsonPath.task_token,
+                "Type": "SecureString",
+                "Overwrite": True,
+            },
+            iam_resources=resources,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            heartbeat_timeout=sfn.Timeout.duration(Duration.seconds(heartbeat_seconds)) if heartbeat_seconds else None,
+            task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_seconds)),
+            result_path=result_path,
+        )
+
 
 
 def _caller_callback_statement() -> iam.PolicyStatement:

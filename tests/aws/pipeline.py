@@ -118,12 +118,12 @@ def deploy(template: dict[str, Any], cdk_out: Path, region: str) -> Pipeline:
     environment = batch.create_compute_environment(
         computeEnvironmentName="workbench-harness", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
     )["computeEnvironmentArn"]
-    (queue_id, queue), = resources_of_type(template, "AWS::Batch::JobQueue").items()
-    queue_arn = batch.create_job_queue(
-        jobQueueName="workbench-test-queue", state="ENABLED", priority=queue["Properties"].get("Priority", 1),
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-    )["jobQueueArn"]
-    refs[queue_id] = refs[f"{queue_id}.JobQueueArn"] = queue_arn
+    for number, (queue_id, queue) in enumerate(resources_of_type(template, "AWS::Batch::JobQueue").items()):
+        queue_arn = batch.create_job_queue(
+            jobQueueName="workbench-test-queue" + (f"-{number}" if number else ""), state="ENABLED", priority=queue["Properties"].get("Priority", 1),
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )["jobQueueArn"]
+        refs[queue_id] = refs[f"{queue_id}.JobQueueArn"] = queue_arn
     shape = batch.meta.service_model.operation_model("RegisterJobDefinition").input_shape
     for definition_id, resource in resources_of_type(template, "AWS::Batch::JobDefinition").items():
         params = to_api(render_tree(resource["Properties"], refs), shape)
@@ -155,6 +155,12 @@ def deploy(template: dict[str, Any], cdk_out: Path, region: str) -> Pipeline:
     }
     boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(stack_template))
     return Pipeline(template=template, refs=refs, definition=definition, outputs=outputs, role_arn=role_arn, region=region)
+
+
+def container_properties(template: dict[str, Any]) -> dict[str, Any]:
+    """The single-node job definition's ``ContainerProperties`` (what Batch runs the container with)."""
+    definitions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Batch::JobDefinition"]
+    return next(d["Properties"]["ContainerProperties"] for d in definitions if "ContainerProperties" in d["Properties"])
 
 
 def _infra() -> Any:

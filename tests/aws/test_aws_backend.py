@@ -3,7 +3,9 @@
 The jobs are submitted together at the start of the module (the emulated Batch runs them side by side) and each
 test follows its own: a tiny training, a training with a custom environment package uploaded from a local path,
 a job whose task the container does not know (its package has no such task), one that stops heartbeating (the state machine's heartbeat scaled down to
-4 s) and one that is cancelled. The evaluation uses the training's checkpoint as a local policy file.
+4 s), one that is cancelled, and one held in the queue longer than the scaled-down heartbeats (its own and its
+caller's: a small outer state machine that waits on a task token, as VAMS does). The evaluation uses the
+training's checkpoint as a local policy file.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -26,6 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {"task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 3, "device": "cpu", "seed": 3}
 LONG = {**TINY, "maxIterations": 2000}
 WAIT = 300
+RUN_WAIT = "putParameter.waitForTaskToken"
+QUEUED_SECONDS = 75
+CALLER_HEARTBEAT = 45
+"""Above the longest silence of a tiny CPU training's start on a loaded machine, below the time in the queue."""
 
 
 def build_custom_env(out_dir: Path) -> Path:
@@ -41,16 +49,17 @@ def variant_task() -> str:
 
 
 @pytest.fixture(scope="module")
-def jobs(backend: AwsBackend, pipeline, tmp_path_factory) -> dict[str, AwsJob]:
+def jobs(backend: AwsBackend, pipeline, tmp_path_factory, harness_root) -> dict[str, AwsJob]:
     """Every job of this module, submitted at once."""
     quiet = copy.deepcopy(pipeline.definition)
     for state in _states(quiet):
-        if str(state.get("Resource", "")).endswith("submitJob.waitForTaskToken"):
+        if str(state.get("Resource", "")).endswith(RUN_WAIT) and "HeartbeatSeconds" in state:
             state["HeartbeatSeconds"] = 4
     stalling = AwsBackend(config=dataclasses.replace(backend.config, state_machine_arn=pipeline.variant("heartbeat-4s", quiet)),
                           cache_dir=backend.cache_dir)
     wheel = build_custom_env(tmp_path_factory.mktemp("custom-env"))
     return {
+        "queued": submit_queued(backend, pipeline, harness_root),
         "cancel": backend.submit(parse_spec({"trainingConfig": LONG})),
         "failure": backend.submit(parse_spec({"trainingConfig": {**TINY, "task": "Workbench-No-Such-Task"},
                                               "customEnvironmentS3Uri": str(wheel)})),
@@ -59,6 +68,48 @@ def jobs(backend: AwsBackend, pipeline, tmp_path_factory) -> dict[str, AwsJob]:
         "custom": backend.submit(parse_spec({"trainingConfig": {**TINY, "task": variant_task(), "maxIterations": 2},
                                              "customEnvironmentS3Uri": str(wheel)})),
     }
+
+
+def submit_queued(backend: AwsBackend, pipeline, harness_root: Path) -> AwsJob:
+    """A tiny training held RUNNABLE for ``QUEUED_SECONDS``, started by a caller whose heartbeat timeout is shorter.
+
+    The variant checks the queue every 2 s (not 300 s), its run states' heartbeat is ``CALLER_HEARTBEAT`` s (not
+    1800 s) and the runner heartbeats every 2 s (not 300 s), so that the queue outlasts every heartbeat timeout.
+    """
+    scaled = copy.deepcopy(pipeline.definition)
+    states = scaled["States"]
+    states["Wait for the job to start"]["TimeoutSeconds"] = 2
+    for state in _states(scaled):
+        if str(state.get("Resource", "")).endswith(RUN_WAIT) and "HeartbeatSeconds" in state:
+            state["HeartbeatSeconds"] = CALLER_HEARTBEAT
+        if "ContainerOverrides" in state.get("Parameters", {}):  # the single-node submission
+            state["Parameters"]["ContainerOverrides"]["Environment"].append({"Name": "WORKBENCH_HEARTBEAT_INTERVAL", "Value": "2"})
+    queued = pipeline.variant("queued", scaled)
+    job_id = str(uuid.uuid4())
+    caller_parameter = f"/harness/callers/{job_id}"
+    caller = {"StartAt": "Wait for the pipeline", "States": {"Wait for the pipeline": {
+        "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter.waitForTaskToken",
+        "Parameters": {"Name": caller_parameter, "Value.$": "$$.Task.Token", "Type": "SecureString"},
+        "HeartbeatSeconds": CALLER_HEARTBEAT, "TimeoutSeconds": WAIT, "End": True}}}
+    sfn, ssm = boto3.client("stepfunctions"), boto3.client("ssm")
+    outer = sfn.create_state_machine(name="caller", definition=json.dumps(caller), roleArn=pipeline.role_arn)["stateMachineArn"]
+    sfn.start_execution(stateMachineArn=outer, name=job_id, input="{}")
+    deadline = time.monotonic() + 30
+    while True:  # the caller's token, as VAMS hands it to the entry Lambda
+        try:
+            caller_token = ssm.get_parameter(Name=caller_parameter, WithDecryption=True)["Parameter"]["Value"]
+            break
+        except ssm.exceptions.ParameterNotFound:
+            assert time.monotonic() < deadline, "the caller never made its task token"
+            time.sleep(0.2)
+    (harness_root / "queue-seconds.json").write_text(json.dumps({f"workbench-{job_id}": QUEUED_SECONDS}))
+    document = {"trainingConfig": TINY}
+    sfn.start_execution(stateMachineArn=queued, name=job_id, input=json.dumps(
+        {"jobId": job_id, "inputParameters": document, "callerTaskToken": caller_token}))
+    variant_backend = AwsBackend(config=dataclasses.replace(backend.config, state_machine_arn=queued), cache_dir=backend.cache_dir)
+    job = AwsJob(variant_backend, job_id)
+    job.caller_arn = outer.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    return job
 
 
 def follow_logs(job: AwsJob, timeout: float) -> list[str]:
@@ -157,17 +208,62 @@ def test_the_actual_cost_comes_from_the_batch_jobs_run_time(jobs, backend):
     assert job.status().details["cost_usd"] == pytest.approx(job.cost(), abs=1e-4)
 
 
-def test_the_task_token_never_leaves_the_environment(jobs):
-    job = jobs["train"]
-    job.wait(timeout=WAIT)
+def test_a_job_queued_longer_than_every_heartbeat_succeeds_and_its_caller_never_times_out(jobs):
+    job = jobs["queued"]
+    status = job.wait(timeout=WAIT, poll_interval=0.5)
+    sfn = boto3.client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=job.execution_arn, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert status.state is JobState.SUCCEEDED, (status.reason, entered[-12:])
+    described = wait_batch_done(job)
+    queued_seconds = (described["startedAt"] - described["createdAt"]) / 1000
+    assert queued_seconds > QUEUED_SECONDS - 5 > CALLER_HEARTBEAT, described
+    assert entered.count("Heartbeat the caller") >= QUEUED_SECONDS // 3, entered  # a check every 2 s and a bit
+    assert entered.count("Wait for the job to start") == entered.count("Heartbeat the caller") + 1
+    caller = sfn.describe_execution(executionArn=job.caller_arn)
+    for _ in range(50):
+        if caller["status"] != "RUNNING":
+            break
+        time.sleep(0.2)
+        caller = sfn.describe_execution(executionArn=job.caller_arn)
+    assert caller["status"] == "SUCCEEDED", caller
+    assert json.loads(caller["output"])["jobId"] == job.job_id
+
+
+def job_tokens(job: AwsJob) -> set[str]:
+    """Every task token the execution made or got (from its history: what it put into SSM, and its caller's)."""
+    history = boto3.client("stepfunctions").get_execution_history(executionArn=job.execution_arn, maxResults=1000)
+    tokens = set()
+    for event in history["events"]:
+        details = event.get("taskScheduledEventDetails") or {}
+        if details.get("resource", "").startswith("putParameter"):
+            tokens.add(json.loads(details["parameters"])["Value"])
+    caller = json.loads(job._describe_execution()["input"]).get("callerTaskToken")
+    return tokens | ({caller} if caller else set())
+
+
+@pytest.mark.parametrize("name", ["train", "queued"])
+def test_the_task_tokens_appear_in_no_batch_job_no_log_and_no_output_and_are_deleted_at_the_end(jobs, name):
+    job = jobs[name]
+    assert job.wait(timeout=WAIT).state is JobState.SUCCEEDED
+    tokens = job_tokens(job)
+    assert len(tokens) >= (3 if name == "queued" else 2) and all(len(token) > 20 for token in tokens)
+    described = json.dumps(job._batch_jobs(), default=str)
     container = batch_job(job)["container"]
-    token = next(e["value"] for e in container["environment"] if e["name"] == "WORKBENCH_TASK_TOKEN")
-    assert len(token) > 20
-    assert token not in " ".join(container.get("command") or [])
-    assert not [line for line in job.logs() if token in line]
-    for path in job.outputs().rglob("*"):
-        if path.is_file():
-            assert token.encode() not in path.read_bytes(), f"the task token is in {path}"
+    names = {e["name"]: e["value"] for e in container["environment"]}
+    assert "WORKBENCH_TASK_TOKEN" not in names and names["WORKBENCH_TASK_TOKEN_PARAMETER"].endswith(f"/jobs/{job.job_id}")
+    lines = list(job.logs())
+    assert any("announced the job's start" in line for line in lines)
+    local = job.outputs()
+    for token in tokens:
+        assert token not in described, "a task token is in the Batch job's description"
+        assert not [line for line in lines if token in line], "a task token is in the job's log"
+        for path in local.rglob("*"):
+            if path.is_file():
+                assert token.encode() not in path.read_bytes(), f"a task token is in {path}"
+    ssm = boto3.client("ssm")
+    left = ssm.get_parameters_by_path(Path=names["WORKBENCH_TASK_TOKEN_PARAMETER"], Recursive=True)["Parameters"]
+    assert left == [], [p["Name"] for p in left]
 
 
 def test_a_custom_environment_uploaded_from_a_local_path_is_used(jobs, backend):

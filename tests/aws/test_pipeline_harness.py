@@ -19,4 +19,5 @@ def test_the_state_machine_runs_the_synthesized_definition(pipeline):
     described = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=pipeline.state_machine_arn)
     definition = json.loads(described["definition"])
     resources = {s.get("Resource") for s in definition["States"].values()}
-    assert "arn:aws:states:::aws-sdk:batch:submitJob.waitForTaskToken" in resources
+    assert "arn:aws:states:::aws-sdk:batch:submitJob" in resources
+    assert "arn:aws:states:::aws-sdk:ssm:putParameter.waitForTaskToken" in resources

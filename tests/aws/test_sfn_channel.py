@@ -1,7 +1,8 @@
-"""The Step Functions channel against moto server: a real waitForTaskToken task receives the callbacks."""
+"""The Step Functions channel against moto server: real waitForTaskToken tasks receive the callbacks, tokens in SSM."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -120,5 +121,119 @@ def test_a_stopped_execution_is_noticed_not_fatal(waiting):
 
 
 def test_without_a_token_the_channel_refuses_to_start():
-    with pytest.raises(RunnerError, match="WORKBENCH_TASK_TOKEN"):
+    with pytest.raises(RunnerError, match="WORKBENCH_TASK_TOKEN_PARAMETER"):
         StepFunctionsChannel({})
+
+
+def parameter_wait(role: str, **timing) -> dict:
+    """A task that keeps its token in the job's ``role`` SSM parameter, as the pipeline's waiting states do."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:ssm:putParameter.waitForTaskToken",
+        "Parameters": {"Name.$": f"$.{role}", "Value.$": "$$.Task.Token", "Type": "SecureString", "Overwrite": True},
+        **timing,
+    }
+
+
+QUEUED = {
+    "StartAt": "Wait for the job to start",
+    "States": {
+        "Wait for the job to start": {
+            **parameter_wait("start", TimeoutSeconds=3),
+            "ResultPath": None,
+            "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.check", "Next": "Still queued"}],
+            "Next": "Run",
+        },
+        # moto 5.2.5 follows a Catch back to its own state as if it were the state's Next: loop through a Pass
+        "Still queued": {"Type": "Pass", "Next": "Wait for the job to start"},
+        "Run": {**parameter_wait("run", HeartbeatSeconds=60, TimeoutSeconds=600), "End": True},
+    },
+}
+
+
+@pytest.fixture
+def queued(moto_server, request):
+    """An execution like the pipeline's: it renews its start token every 3 s until the start is announced."""
+    import boto3
+
+    sfn, ssm = boto3.client("stepfunctions"), boto3.client("ssm")
+    name = request.node.name.replace("_", "-")[:60]
+    prefix = f"/harness/jobs/{name}"
+    machine = sfn.create_state_machine(
+        name=f"q-{name}"[:80], definition=json.dumps(QUEUED), roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    names = {"start": f"{prefix}/start-token", "run": f"{prefix}/run-token"}
+    execution = sfn.start_execution(stateMachineArn=machine, name="e1", input=json.dumps(names))["executionArn"]
+    yield sfn, ssm, execution, prefix
+
+
+def parameter(ssm, name: str, wait: float = 10) -> str:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            assert time.monotonic() < deadline, f"{name} never appeared"
+            time.sleep(0.1)
+
+
+def test_the_start_is_announced_again_with_the_token_that_replaced_a_closed_one(queued, caplog):
+    sfn, ssm, arn, prefix = queued
+    first = parameter(ssm, f"{prefix}/start-token")
+    while parameter(ssm, f"{prefix}/start-token") == first:  # the first wait timed out: the job is "queued"
+        time.sleep(0.1)
+    ssm.put_parameter(Name=f"{prefix}/start-token", Value=first, Type="SecureString", Overwrite=True)  # read too late
+    caplog.set_level(logging.DEBUG)
+    channel = StepFunctionsChannel({"WORKBENCH_TASK_TOKEN_PARAMETER": prefix}, poll_seconds=0.2, wait_seconds=20)
+    channel.publish(status(JobState.STARTING), heartbeat=True)
+    # AWS answers the closed token TaskTimedOut; moto 5.2.5 accepts it silently: either way the newer one is used
+    assert "the start token was closed" in caplog.text or "announced the job's start to Step Functions again" in caplog.text
+    history = sfn.get_execution_history(executionArn=arn)["events"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e][-1] == "Run"
+    channel.publish(status(JobState.RUNNING), heartbeat=True)
+    channel.publish(status(JobState.SUCCEEDED, output_uri="s3://b/o"))
+    desc = settle(sfn, arn)
+    assert desc["status"] == "SUCCEEDED" and json.loads(desc["output"])["outputUri"] == "s3://b/o"
+    tokens = {first, parameter(ssm, f"{prefix}/start-token"), parameter(ssm, f"{prefix}/run-token")}
+    assert not [t for t in tokens if t in caplog.text] and not [t for t in tokens if t in repr(channel)]
+    assert channel.ended_by is None
+
+
+def test_every_heartbeat_also_reaches_the_callers_token(queued, request):
+    import boto3
+
+    sfn, ssm, arn, prefix = queued
+    sqs = boto3.client("sqs")
+    name = "caller-" + request.node.name.replace("_", "-")[:50]
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    caller_definition = copy.deepcopy(DEFINITION)
+    caller_definition["States"]["Job"]["HeartbeatSeconds"] = 3
+    machine = sfn.create_state_machine(
+        name=name, definition=json.dumps(caller_definition), roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    caller = sfn.start_execution(stateMachineArn=machine, name="caller", input=json.dumps({"queue": queue}))["executionArn"]
+    caller_token = None
+    while caller_token is None:
+        messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+        caller_token = json.loads(messages[0]["Body"])["token"] if messages else None
+    ssm.put_parameter(Name=f"{prefix}/caller-token", Value=caller_token, Type="SecureString")
+
+    channel = StepFunctionsChannel({"WORKBENCH_TASK_TOKEN_PARAMETER": prefix}, poll_seconds=0.2, wait_seconds=20)
+    channel.publish(status(JobState.STARTING), heartbeat=True)
+    for _ in range(8):  # 8 s: more than twice the caller's 3 s heartbeat timeout
+        time.sleep(1)
+        channel.publish(status(JobState.RUNNING), heartbeat=True)
+    assert sfn.describe_execution(executionArn=caller)["status"] == "RUNNING"
+    time.sleep(5)  # silence: the caller's heartbeat timeout fires, so the heartbeats were what kept it waiting
+    assert settle(sfn, caller)["status"] == "FAILED"
+    channel.publish(status(JobState.RUNNING), heartbeat=True)  # a caller that stopped waiting is not fatal
+    channel.publish(status(JobState.SUCCEEDED, output_uri="s3://b/o"))
+    assert settle(sfn, arn)["status"] == "SUCCEEDED"
+
+
+def test_a_direct_token_still_works_for_a_direct_launch(waiting):
+    sfn, arn, token = waiting
+    channel = StepFunctionsChannel({"WORKBENCH_TASK_TOKEN": token, "WORKBENCH_TASK_TOKEN_PARAMETER": ""})
+    channel.publish(status(JobState.RUNNING), heartbeat=True)
+    channel.publish(status(JobState.SUCCEEDED, output_uri="s3://b/o"))
+    assert settle(sfn, arn)["status"] == "SUCCEEDED"

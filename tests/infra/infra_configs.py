@@ -38,6 +38,7 @@ VARIANT: dict[str, Any] = {
                 "keepWarmInstance": True,
                 "imageFlavour": "ngc",
                 "existingBucketName": "my-existing-bucket",
+                "instanceTypes": ["g6e.2xlarge", "g6e.12xlarge", "g6e.48xlarge"],
                 "existingVpc": {
                     "vpcId": "vpc-0123456789abcdef0",
                     "availabilityZones": ["us-west-2a", "us-west-2b"],

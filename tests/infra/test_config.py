@@ -78,3 +78,27 @@ def test_invalid_config_names_the_key(values, message):
 def test_standalone_use_needs_no_vams():
     config = parse_config(section(enabled=True, acceptNvidiaEula=True, autoRegisterWithVAMS=False))
     assert config.enabled and not config.auto_register_with_vams
+
+
+def test_instance_types_default_to_every_size_of_g6_g6e_g5_and_are_validated():
+    from workbench.instance_types import INSTANCE_TYPES
+
+    default = parse_config(section()).instance_types
+    assert default == tuple(INSTANCE_TYPES)
+    assert {name.split(".")[0] for name in default} == {"g6", "g6e", "g5"}
+    assert parse_config(section(instanceTypes=["g6e.2xlarge", "g6e.12xlarge"])).instance_types == ("g6e.2xlarge", "g6e.12xlarge")
+
+
+@pytest.mark.parametrize("value", [["g6.xlarge", "p4d.24xlarge"], ["m5.large"]])
+def test_an_unknown_instance_type_names_the_key_and_the_allowed_types(value):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(section(instanceTypes=value))
+    message = str(caught.value)
+    assert message.startswith("app.pipelines.useIsaacLabTraining.instanceTypes: unknown instance type")
+    assert value[-1] in message and "allowed: g6.xlarge, g6.2xlarge" in message and "g5.48xlarge" in message
+
+
+@pytest.mark.parametrize("value", [[], "g6.xlarge", [1]])
+def test_instance_types_must_be_a_non_empty_list_of_names(value):
+    with pytest.raises(ConfigError, match=r"instanceTypes must be a non-empty list"):
+        parse_config(section(instanceTypes=value))

@@ -3,7 +3,8 @@
 VAMS event -> entry Lambda (starts the execution) -> state machine input -> "Validate and prepare" (the real
 handler) -> the submit state's parameters (rendered from the synthesized definition) -> a valid Batch SubmitJob
 request (checked against botocore's Batch model) -> the container's environment (job definition + overrides +
-what Batch adds) -> the runner's settings (``workbench.runner.__main__.settings_from``).
+what Batch adds) -> the runner's settings (``workbench.runner.__main__.settings_from``); and the run state's
+token parameter -> a valid SSM PutParameter request named as the runner and the Batch failure hook read it.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ def lambda_environment(template: dict[str, Any], handler_name: str, refs: dict[s
     return resolved
 
 
-def choose(definition: dict[str, Any], state_input: dict[str, Any]) -> str:
-    """The state 'Which job?' goes to for this input."""
-    choice = definition["States"]["Which job?"]
+def choose(definition: dict[str, Any], state_input: dict[str, Any], choice_name: str = "Which job?") -> str:
+    """The state the Choice ``choice_name`` goes to for this input."""
+    choice = definition["States"][choice_name]
     for rule in choice["Choices"]:
         value = lookup(rule["Variable"], state_input)
         if value == rule.get("StringEquals", rule.get("BooleanEquals", object())):
@@ -133,13 +134,26 @@ def run_hops(template: dict[str, Any], spec_document: dict[str, Any], s3: Any, m
     prepared = prepare.prepare(payload, prepare.Settings.from_environment(), s3)
     state_input = {**state_input, "prepared": json.loads(json.dumps(prepared))}
 
-    submit_state = definition["States"][choose(definition, state_input)]
-    parameters = render(submit_state["Parameters"], state_input, {"Task": {"Token": TOKEN}})
-    operation = botocore.session.get_session().get_service_model("batch").operation_model("SubmitJob")
+    submit_state = definition["States"][choose(definition, state_input, "How is the job submitted?")]
+    parameters = render(submit_state["Parameters"], state_input, {})  # no token: the context has none to give
+    request = valid_request("batch", "SubmitJob", parameters)
+    assert TOKEN not in json.dumps(request) and CALLER_TOKEN not in json.dumps(request)
+
+    run_state = definition["States"][choose(definition, state_input)]
+    stored = valid_request("ssm", "PutParameter", render(run_state["Parameters"], state_input, {"Task": {"Token": TOKEN}}))
+    assert stored == {"Name": prepared["tokenParameters"]["run"], "Value": TOKEN, "Type": "SecureString", "Overwrite": True}
+    keep = render(definition["States"]["Keep the caller's token"]["Parameters"], state_input, {})
+    assert valid_request("ssm", "PutParameter", keep)["Value"] == CALLER_TOKEN
+    return {"job_id": job_id, "prepared": prepared, "state": run_state, "request": request}
+
+
+def valid_request(service: str, operation_name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions' SDK parameters as the API request, checked against botocore's model of the operation."""
+    operation = botocore.session.get_session().get_service_model(service).operation_model(operation_name)
     request = to_api(parameters, operation.input_shape)
     report = ParamValidator().validate(request, operation.input_shape)
     assert not report.has_errors(), report.generate_report()
-    return {"job_id": job_id, "prepared": prepared, "state": submit_state, "request": request}
+    return request
 
 
 def runner_settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path) -> Any:
@@ -161,10 +175,11 @@ def test_single_node_training_from_vams_event_to_runner(template, aws, monkeypat
     assert request["jobDefinition"] == SINGLE and request["jobQueue"] == QUEUE
     assert request["jobName"] == f"workbench-{job_id}"
     assert request["timeout"]["attemptDurationSeconds"] > 28800
-    assert request["containerOverrides"]["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
+    assert {"type": "GPU", "value": "1"} in request["containerOverrides"]["resourceRequirements"]
 
     environment = container_environment(template, request, node_index=None)
-    assert environment["WORKBENCH_TASK_TOKEN"] == TOKEN
+    assert "WORKBENCH_TASK_TOKEN" not in environment
+    assert environment["WORKBENCH_TASK_TOKEN_PARAMETER"] == hops["prepared"]["tokenParameters"]["run"].rsplit("/", 1)[0]
     assert environment["WORKBENCH_OUTPUT_URI"] == f"s3://{BUCKET}/outputs/{job_id}"
     assert environment["WORKBENCH_CHECKPOINT_DIR"] == f"/mnt/efs/checkpoints/{job_id}"
     settings = runner_settings(environment, monkeypatch, tmp_path)
@@ -191,11 +206,11 @@ def test_multi_node_training_reaches_every_node_and_only_the_main_node_reports(t
     assert "containerOverrides" not in request
     assert request["nodeOverrides"]["numNodes"] == 3
     (overrides,) = request["nodeOverrides"]["nodePropertyOverrides"]
-    assert overrides["containerOverrides"]["resourceRequirements"] == [{"type": "GPU", "value": "4"}]
+    assert {"type": "GPU", "value": "4"} in overrides["containerOverrides"]["resourceRequirements"]
 
     for node_index in (0, 2):
         environment = container_environment(template, request, node_index)
-        assert environment["WORKBENCH_TASK_TOKEN"] == TOKEN
+        assert environment["WORKBENCH_TASK_TOKEN_PARAMETER"].endswith(f"/jobs/{hops['job_id']}")
         context = node_context_from_env(environment, local_address="10.0.1.23")
         assert (context.num_nodes, context.node_index, context.is_main) == (3, node_index, node_index == 0)
         settings = runner_settings(environment, monkeypatch, tmp_path / str(node_index))
@@ -210,3 +225,14 @@ def test_evaluation_gets_the_evaluation_timeout(template, aws, monkeypatch):
     assert hops["state"]["TimeoutSeconds"] == 7200
     assert hops["request"]["jobDefinition"] == SINGLE
     assert 7200 < hops["request"]["timeout"]["attemptDurationSeconds"] < 28800
+
+
+def test_the_token_parameter_names_agree_across_prepare_the_runner_and_the_batch_failure_hook():
+    from workbench.runner import sfn_channel
+
+    prepare = load_lambda_module("prepare")
+    batch_events = load_lambda_module("batch_events")
+    assert prepare.TOKEN_PARAMETER_SUFFIXES == sfn_channel.PARAMETER_SUFFIXES
+    assert prepare.TOKEN_PARAMETER_VARIABLE == sfn_channel.PARAMETER_VARIABLE == batch_events.TOKEN_PARAMETER_VARIABLE
+    assert (batch_events.RUN_TOKEN_SUFFIX, batch_events.START_TOKEN_SUFFIX) == (
+        prepare.TOKEN_PARAMETER_SUFFIXES["run"], prepare.TOKEN_PARAMETER_SUFFIXES["start"])

@@ -1,4 +1,4 @@
-"""The internal state machine's definition: integrations, timeouts, where the token goes, every failure path."""
+"""The internal state machine's definition: integrations, timeouts, where the tokens go, every failure path."""
 
 from __future__ import annotations
 
@@ -6,19 +6,30 @@ import json
 
 from asl import all_states, references
 
-SUBMIT_RESOURCE = "arn:<AWS::Partition>:states:::aws-sdk:batch:submitJob.waitForTaskToken"
-SUBMITS = {"Run the training job": 28800, "Run the multi-node training job": 28800, "Run the evaluation job": 7200}
+WAIT_RESOURCE = "arn:<AWS::Partition>:states:::aws-sdk:ssm:putParameter.waitForTaskToken"
+SUBMIT_RESOURCE = "arn:<AWS::Partition>:states:::aws-sdk:batch:submitJob"
+RUNS = {"Run the training job": 28800, "Run the multi-node training job": 28800, "Run the evaluation job": 7200}
+SUBMITS = ("Submit the Batch job", "Submit the multi-node Batch job")
+START = "Wait for the job to start"
+FORGET = "Delete the job's token parameters"
+ENDS = {"Job succeeded", "Job failed"}
 
 
-def reachable(definition: dict, start: str) -> set[str]:
-    """Names of the states reachable from ``start`` (Next, Default, Choices, Catch)."""
+def reachable(definition: dict, start: str, avoiding: str | None = None, submitted: bool = False) -> set[str]:
+    """Names of the states reachable from ``start`` (Next, Default, Choices, Catch) without passing ``avoiding``.
+
+    ``submitted``: the Batch job was submitted, so "Was a Batch job submitted?" takes its first choice.
+    """
     states, seen, todo = definition["States"], set(), [start]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name == avoiding:
             continue
         seen.add(name)
         state = states[name]
+        if submitted and name == "Was a Batch job submitted?":
+            todo.append(state["Choices"][0]["Next"])
+            continue
         todo += [state[k] for k in ("Next", "Default") if k in state]
         todo += [c["Next"] for c in state.get("Choices", [])]
         todo += [c["Next"] for c in state.get("Catch", [])]
@@ -34,17 +45,75 @@ def test_no_state_uses_the_optimized_batch_integration_with_a_task_token(definit
         )
 
 
-def test_batch_jobs_are_submitted_through_the_sdk_integration_with_their_timeouts(definition):
+def test_batch_jobs_are_submitted_request_response_and_the_runs_wait_with_their_timeouts(definition):
     states = definition["States"]
-    for name, timeout in SUBMITS.items():
+    for name in SUBMITS:
         assert states[name]["Resource"] == SUBMIT_RESOURCE
-        assert states[name]["HeartbeatSeconds"] == 1800
-        assert states[name]["TimeoutSeconds"] == timeout
+        assert "HeartbeatSeconds" not in states[name] and "TimeoutSeconds" not in states[name]
+        assert states[name]["ResultSelector"] == {"jobId.$": "$.JobId"}
+        assert states[name]["Next"] == "Start the queue clock"
     submits = {n for n, s in all_states(definition) if "batch:submitJob" in s.get("Resource", "")}
     assert submits == set(SUBMITS)
+    for name, timeout in RUNS.items():
+        assert states[name]["Resource"] == WAIT_RESOURCE
+        assert states[name]["HeartbeatSeconds"] == 1800
+        assert states[name]["TimeoutSeconds"] == timeout
+        assert states[name]["Parameters"]["Name.$"] == "$.prepared.tokenParameters.run"
+        assert states[name]["Next"] == "Finalize"
 
 
-def test_mode_and_node_count_choose_the_submission(definition):
+def test_queue_time_does_not_count_against_the_heartbeat(definition):
+    """Waiting for the start has no heartbeat; every 300 s it checks the job, heartbeats the caller and loops."""
+    states = definition["States"]
+    start = states[START]
+    assert start["Resource"] == WAIT_RESOURCE
+    assert "HeartbeatSeconds" not in start and start["TimeoutSeconds"] == 300
+    assert start["Parameters"]["Name.$"] == "$.prepared.tokenParameters.start"
+    assert start["Next"] == "Which job?"
+    timeout, other = start["Catch"]
+    assert timeout["ErrorEquals"] == ["States.Timeout"] and other["ErrorEquals"] == ["States.ALL"]
+    assert timeout["Next"] == "Check the queued Batch job" and other["Next"] == "Describe the failure"
+    assert states["Start the queue clock"]["Parameters"] == {"checks": 0}
+
+    check = states["Check the queued Batch job"]
+    assert check["Resource"].endswith(":states:::aws-sdk:batch:describeJobs")
+    assert check["Parameters"] == {"Jobs.$": "States.Array($.submitted.jobId)"}
+    failed = states[check["Next"]]["Choices"][0]
+    assert failed["And"][1] == {"Variable": "$.queue.batchJob.statuses[0]", "StringEquals": "FAILED"}
+    assert states[failed["Next"]]["Parameters"]["Error"] == "BatchJobFailed"
+    assert check["Catch"][0]["Next"] == "Is a caller waiting while the job is queued?"
+
+    caller = states["Is a caller waiting while the job is queued?"]
+    assert caller["Choices"] == [{"Variable": "$.callerTaskToken", "IsPresent": True, "Next": "Heartbeat the caller"}]
+    assert caller["Default"] == "Count the queue check"
+    heartbeat = states["Heartbeat the caller"]
+    assert heartbeat["Resource"].endswith(":states:::aws-sdk:sfn:sendTaskHeartbeat")
+    assert heartbeat["Parameters"] == {"TaskToken.$": "$.callerTaskToken"}
+    gone, anything = heartbeat["Catch"]
+    assert set(gone["ErrorEquals"]) == {"Sfn.TaskTimedOutException", "Sfn.TaskDoesNotExistException", "Sfn.InvalidTokenException"}
+    assert states[gone["Next"]]["Parameters"]["Error"] == "CallerStoppedWaiting"
+    assert anything["ErrorEquals"] == ["States.ALL"] and anything["Next"] == heartbeat["Next"] == "Count the queue check"
+
+    count = states["Count the queue check"]
+    assert count["Parameters"] == {"checks.$": "States.MathAdd($.queue.checks, 1)"} and count["ResultPath"] == "$.queue"
+    limit = states[count["Next"]]
+    assert limit["Choices"][0]["Variable"] == "$.queue.checks"
+    assert limit["Choices"][0]["NumericGreaterThanEquals"] * 300 == 24 * 3600
+    assert limit["Default"] == START
+    too_long = states[limit["Choices"][0]["Next"]]
+    assert too_long["Parameters"]["Error"] == "QueueTimeout"
+    assert "waited more than 24 h for a GPU instance" in too_long["Parameters"]["Cause"]
+    assert too_long["Next"] == "Describe the failure"
+
+
+def test_the_execution_outlasts_the_queue_limit_and_the_longest_run(definition):
+    assert definition["TimeoutSeconds"] >= 24 * 3600 + max(RUNS.values())
+
+
+def test_mode_and_node_count_choose_the_submission_and_the_run(definition):
+    submit = definition["States"]["How is the job submitted?"]
+    assert submit["Choices"] == [{"Variable": "$.prepared.multiNode", "BooleanEquals": True, "Next": "Submit the multi-node Batch job"}]
+    assert submit["Default"] == "Submit the Batch job"
     choice = definition["States"]["Which job?"]
     assert {"Variable": "$.prepared.mode", "StringEquals": "evaluate", "Next": "Run the evaluation job"} in choice["Choices"]
     assert {"Variable": "$.prepared.multiNode", "BooleanEquals": True, "Next": "Run the multi-node training job"} in choice[
@@ -53,30 +122,63 @@ def test_mode_and_node_count_choose_the_submission(definition):
     assert choice["Default"] == "Run the training job"
 
 
-def test_the_task_token_appears_only_in_container_environment_overrides(definition):
+def test_task_tokens_go_only_into_ssm_secure_strings_never_into_the_batch_job(definition):
     places = [
         (name, location)
         for name, state in all_states(definition)
         for location, path in references(state.get("Parameters", {}))
         if path == "$$.Task.Token"
     ]
-    assert sorted(n for n, _ in places) == sorted(SUBMITS)
-    for name, location in places:
-        assert location.endswith("ContainerOverrides.Environment.4.Value.$"), (name, location)
-        environment_entry = location.rsplit(".Value.$", 1)[0]
-        parameters = definition["States"][name]["Parameters"]
-        entry = parameters
-        for part in environment_entry.split("."):
-            entry = entry[int(part)] if part.isdigit() else entry[part]
-        assert entry["Name"] == "WORKBENCH_TASK_TOKEN"
-    assert "Task.Token" not in json.dumps({n: s for n, s in all_states(definition) if n not in SUBMITS})
+    assert sorted(places) == sorted((name, "Value.$") for name in [START, *RUNS])
+    for name, _ in places:
+        state = definition["States"][name]
+        assert state["Resource"] == WAIT_RESOURCE
+        assert state["Parameters"]["Type"] == "SecureString" and state["Parameters"]["Overwrite"] is True
+    keep = definition["States"]["Keep the caller's token"]
+    assert keep["Resource"].endswith(":states:::aws-sdk:ssm:putParameter")
+    assert keep["Parameters"] == {
+        "Name.$": "$.prepared.tokenParameters.caller", "Value.$": "$.callerTaskToken", "Type": "SecureString", "Overwrite": True,
+    }
+    assert definition["States"]["Does a caller wait for the job?"]["Choices"][0]["Next"] == "Keep the caller's token"
+    for name in SUBMITS:
+        text = json.dumps(definition["States"][name])
+        assert "Task.Token" not in text and "callerTaskToken" not in text and '"WORKBENCH_TASK_TOKEN"' not in text
+    callers = {n for n, s in all_states(definition) if "$.callerTaskToken" in json.dumps(s.get("Parameters", {}))}
+    assert callers == {"Keep the caller's token", "Heartbeat the caller", "Report the failure to the caller",
+                       "Report the success to the caller"}
+
+
+def test_the_batch_job_gets_the_token_parameters_name_and_the_resource_requirements(definition):
+    overrides = definition["States"]["Submit the Batch job"]["Parameters"]["ContainerOverrides"]
+    names = {e["Name"]: e["Value.$"] for e in overrides["Environment"]}
+    assert names["WORKBENCH_TASK_TOKEN_PARAMETER"] == "$.prepared.environment.WORKBENCH_TASK_TOKEN_PARAMETER"
+    assert overrides["ResourceRequirements.$"] == "$.prepared.resourceRequirements"
+
+
+def test_every_end_deletes_the_token_parameters_and_a_failed_delete_changes_nothing(definition):
+    states = definition["States"]
+    for name in ["Keep the caller's token", *SUBMITS, "Start the queue clock", START, *RUNS]:
+        assert not reachable(definition, name, avoiding=FORGET, submitted=True) & ENDS, name
+        assert ENDS <= reachable(definition, name)
+    forget = states[FORGET]
+    assert forget["Resource"].endswith(":states:::aws-sdk:ssm:deleteParameters")
+    assert forget["Parameters"]["Names.$"] == (
+        "States.Array($.prepared.tokenParameters.start, $.prepared.tokenParameters.run, $.prepared.tokenParameters.caller)"
+    )
+    (catch,) = forget["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == forget["Next"] == "Did the job fail?"
+    assert catch["ResultPath"] not in ("$.failure", "$.error", "$.output")
+    after = states["Did the job fail?"]
+    assert after["Choices"] == [{"Variable": "$.failure", "IsPresent": True, "Next": "Is a caller waiting for the failure?"}]
+    assert after["Default"] == "Is a caller waiting for the result?"
+    assert states["Finalize"]["Next"] == FORGET
 
 
 def test_multi_node_overrides_reach_every_node(definition):
-    overrides = definition["States"]["Run the multi-node training job"]["Parameters"]["NodeOverrides"]
+    overrides = definition["States"]["Submit the multi-node Batch job"]["Parameters"]["NodeOverrides"]
     assert overrides["NumNodes.$"] == "$.prepared.numNodes"
     assert [o["TargetNodes"] for o in overrides["NodePropertyOverrides"]] == ["0:"]
-    assert "ContainerOverrides" not in definition["States"]["Run the multi-node training job"]["Parameters"]
+    assert "ContainerOverrides" not in definition["States"]["Submit the multi-node Batch job"]["Parameters"]
 
 
 def test_every_task_and_map_catches_every_error(definition):
@@ -88,11 +190,11 @@ def test_every_task_and_map_catches_every_error(definition):
 
 def test_failures_after_submission_terminate_the_job_and_fail_the_caller(definition):
     states = definition["States"]
-    for name in SUBMITS:
-        (catch,) = states[name]["Catch"]
+    for name in [*SUBMITS, START, *RUNS]:
+        catch = states[name]["Catch"][-1]
         assert catch["ErrorEquals"] == ["States.ALL"] and catch["ResultPath"] == "$.error"
         path = reachable(definition, catch["Next"])
-        assert {"Find the Batch job", "Terminate the Batch job", "Report the failure to the caller", "Job failed"} <= path
+        assert {"Find the Batch job", "Terminate the Batch job", FORGET, "Report the failure to the caller", "Job failed"} <= path
     find = states["Find the Batch job"]
     assert find["Resource"].endswith(":states:::aws-sdk:batch:listJobs")
     assert find["Parameters"]["Filters"][0]["Name"] == "JOB_NAME"

@@ -147,3 +147,95 @@ def test_the_launch_is_the_one_isaaclab_train_multigpu_builds():
     args_cli, worker_args = build_parser(LAUNCHER_CFG).parse_known_args(argv)
     theirs = build_launch_command(args_cli, worker_args, LAUNCHER_CFG)
     assert ours == theirs
+
+
+# ------------------------------------------------------------------ a worker node's end (late exits)
+
+from workbench.runner.multinode import (  # noqa: E402
+    TRAINING_FINISHED,
+    clear_training_finished,
+    mark_training_finished,
+    training_finished,
+    worker_end,
+)
+
+
+def test_a_worker_that_fails_after_the_training_finished_succeeds_with_the_reason():
+    succeeded, reason = worker_end(1, None, finished=True)
+    assert succeeded
+    assert "training ended on the main node" in reason and "exited with code 1" in reason
+
+
+def test_a_worker_stopped_by_batch_after_the_main_node_exited_succeeds():
+    succeeded, reason = worker_end(-15, "cancelled (SIGTERM received)", finished=True)
+    assert succeeded and "SIGTERM" in reason
+
+
+def test_a_worker_that_fails_while_the_training_runs_fails():
+    succeeded, reason = worker_end(1, None, finished=False)
+    assert not succeeded and "exit code 1" in reason and "still ran" in reason
+    assert worker_end(0, "cancelled (SIGTERM received)", finished=False) == (False, "cancelled (SIGTERM received)")
+    assert worker_end(0, None, finished=False)[0]
+
+
+def test_the_main_nodes_marker_is_what_the_worker_waits_for(tmp_path):
+    checkpoints = tmp_path / "checkpoints" / "job-1"
+    assert not training_finished(checkpoints) and not training_finished(None, wait_s=5)
+    naps: list[float] = []
+
+    def main_node_finishes_while_the_worker_waits(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            mark_training_finished(checkpoints)
+
+    assert training_finished(checkpoints, wait_s=60, poll_s=0.01, sleep=main_node_finishes_while_the_worker_waits)
+    assert len(naps) == 3 and (checkpoints / TRAINING_FINISHED).is_file()
+    clear_training_finished(checkpoints)
+    assert not training_finished(checkpoints, wait_s=0.05, poll_s=0.01)
+    clear_training_finished(checkpoints)  # nothing to clear: no error
+
+
+STAND_IN = """
+import os, sys
+import workbench.runner.job as job
+from workbench.runner import __main__ as runner, multinode
+job.WORKER_GRACE_S = float(os.environ["GRACE_S"])
+child = "import os, sys; print('stand-in rank ended', flush=True); sys.exit(int(os.environ['STAND_IN_EXIT']))"
+multinode.DistributedLaunch.command = lambda self, command: [sys.executable, "-c", child]
+sys.exit(runner.main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("child_exit", "main_marked", "runner_exit", "words"),
+    [
+        (1, True, 0, "training ended on the main node"),
+        (1, False, 1, "while the training still ran"),
+        (0, False, 0, "this worker node finished"),
+    ],
+)
+def test_a_real_worker_runner_exits_by_whether_the_training_finished(tmp_path, child_exit, main_marked, runner_exit, words):
+    """``python -m workbench.runner`` on worker node 1 of 2, its torchrun replaced by a child that exits ``child_exit``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    checkpoints = tmp_path / "efs" / "job-mn"
+    if main_marked:
+        mark_training_finished(checkpoints)
+    spec = {"trainingConfig": {"task": "Isaac-Cartpole-Direct-v0", "rlLibrary": "rsl_rl", "device": "cuda"},
+            "computeConfig": {"numNodes": 2}}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "AWS_BATCH_"))},
+        **batch_env(1, nodes=2),
+        "WORKBENCH_JOB_ID": "job-mn", "WORKBENCH_JOB_SPEC": json.dumps(spec),
+        "WORKBENCH_WORK_DIR": str(tmp_path / "work"), "WORKBENCH_CHECKPOINT_DIR": str(checkpoints),
+        "WORKBENCH_HOME": str(tmp_path / "home"), "STAND_IN_EXIT": str(child_exit), "GRACE_S": "0.5",
+    }
+    done = subprocess.run([sys.executable, "-c", STAND_IN], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == runner_exit, done.stdout + done.stderr
+    assert "stand-in rank ended" in done.stdout
+    assert words in done.stdout
+    status = json.loads((tmp_path / "work" / "status.json").read_text())
+    assert status["state"] == ("SUCCEEDED" if runner_exit == 0 else "FAILED")

@@ -2,7 +2,8 @@
 
 Configuration comes from the stack's outputs (``describe_stacks`` by stack name, default ``IsaacLabWorkbench`` or
 ``$WORKBENCH_AWS_STACK``) or from a JSON file (``config_file=`` or ``$WORKBENCH_AWS_CONFIG``) holding the same
-output keys (``StateMachineArn``, ``BucketName``, ``JobLogGroupName``, ``JobQueueArn``). In SageMaker Studio or
+output keys (``StateMachineArn``, ``BucketName``, ``JobLogGroupName``, ``JobQueueArn``; ``MultiNodeJobQueueArn``,
+the multi-node jobs' queue, where the stack has it). In SageMaker Studio or
 on a notebook instance, where no region is configured, the region, credentials and default bucket come from
 ``sagemaker.Session()``. boto3 (and sagemaker) are imported only when this backend is used.
 
@@ -64,7 +65,11 @@ ERROR_WORDS = {
     "States.Timeout": "the job ran past its time limit or stopped sending heartbeats; its Batch job was terminated",
     "ValidationError": "the pipeline refused the job",
     "BatchJobFailed": "the Batch job failed before the runner could report",
+    "QueueTimeout": "the job never started",
+    "CallerStoppedWaiting": "the job was stopped before it started",
 }
+QUEUE_CHECK_STATES = ("Wait for the job to start", "Check the queued Batch job", "Heartbeat the caller")
+"""The state machine's queue loop: its timeouts (every few minutes while queued) and caught errors are no failures."""
 FAILED_LINE = "[workbench] job failed: "
 NO_DETAILS = "(no details were given)"
 
@@ -78,6 +83,8 @@ class AwsConfig:
     log_group: str
     job_queue: str
     region: str | None = None
+    multi_node_job_queue: str | None = None
+    """Multi-node jobs' queue (output ``MultiNodeJobQueueArn``; stacks before it had one queue for all jobs)."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, str], region: str | None = None, default_bucket: str | None = None,
@@ -89,7 +96,13 @@ class AwsConfig:
         if missing:
             raise BackendConfigError(f"{source} lack {', '.join(missing)}; is the pipeline enabled in the stack?")
         region = region or values.get("Region") or values["StateMachineArn"].split(":")[3]
-        return cls(**{field: values[key] for key, field in REQUIRED_OUTPUTS.items()}, region=region)
+        return cls(**{field: values[key] for key, field in REQUIRED_OUTPUTS.items()}, region=region,
+                   multi_node_job_queue=values.get("MultiNodeJobQueueArn") or None)
+
+    @property
+    def job_queues(self) -> tuple[str, ...]:
+        """Every queue a job may be in (single-node, then multi-node)."""
+        return tuple(dict.fromkeys(q for q in (self.job_queue, self.multi_node_job_queue) if q))
 
     @property
     def execution_prefix(self) -> str:
@@ -165,11 +178,13 @@ class AwsJob(Job):
             events = sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
         except aws.sdk_errors():
             return None
+        state = ""
         for event in events:
+            state = (event.get("stateEnteredEventDetails") or {}).get("name", state)
             for key in ("taskFailedEventDetails", "taskTimedOutEventDetails", "lambdaFunctionFailedEventDetails",
                         "lambdaFunctionTimedOutEventDetails"):
                 found = event.get(key)
-                if found and found.get("error"):
+                if found and found.get("error") and not _queue_check(state, found["error"]):
                     return found["error"], _plain_cause(found.get("cause") or "")
         return None
 
@@ -342,10 +357,13 @@ class AwsJob(Job):
     def _batch_jobs(self) -> list[dict]:
         """The Batch job(s) named after this job, described (newest first)."""
         batch = self.backend.client("batch")
-        summaries = batch.list_jobs(
-            jobQueue=self.backend.config.job_queue,
-            filters=[{"name": "JOB_NAME", "values": [JOB_NAME_PREFIX + self.job_id]}],
-        )["jobSummaryList"]
+        summaries = [
+            summary
+            for queue in self.backend.config.job_queues
+            for summary in batch.list_jobs(
+                jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [JOB_NAME_PREFIX + self.job_id]}]
+            )["jobSummaryList"]
+        ]
         if not summaries:
             return []
         ids = [s["jobId"] for s in sorted(summaries, key=lambda s: s.get("createdAt", 0), reverse=True)]
@@ -557,6 +575,13 @@ def running_state(batch_job: Mapping[str, Any] | None, now: float) -> tuple[JobS
     if batch_status in BATCH_STATES:
         return BATCH_STATES[batch_status], f"Batch job {batch_status}"
     return JobState.RUNNING, f"Batch job {batch_status}, waiting for the runner's report"
+
+
+def _queue_check(state: str, error: str) -> bool:
+    """Whether a task failure is the queue loop's routine (a start-wait timeout, a caught check or heartbeat error)."""
+    if state == QUEUE_CHECK_STATES[0]:
+        return error in ("States.Timeout", "States.HeartbeatTimeout")
+    return state in QUEUE_CHECK_STATES
 
 
 def _plain_cause(cause: str) -> str:

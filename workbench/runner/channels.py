@@ -2,7 +2,8 @@
 
 ``open_channel(uri)`` picks the implementation by URI scheme (papermill iorw-style registry):
 ``file:///path/status.json`` writes an atomic status file (local backend); ``sfn:`` sends Step Functions
-task heartbeats and success/failure with the token from ``WORKBENCH_TASK_TOKEN`` (AWS).
+task heartbeats and success/failure with the tokens in the SSM parameters ``WORKBENCH_TASK_TOKEN_PARAMETER``
+names (AWS; or one token in ``WORKBENCH_TASK_TOKEN`` for a direct launch).
 """
 
 from __future__ import annotations

@@ -23,7 +23,15 @@ from workbench.errors import RunnerError
 from workbench.runner import commands, outputs, warmstart
 from workbench.runner.channels import Channel, write_json_atomic
 from workbench.runner.custom_env import CustomEnvironment, install_custom_environment
-from workbench.runner.multinode import DistributedLaunch, distributed_launch
+from workbench.runner.multinode import (
+    WORKER_GRACE_S,
+    DistributedLaunch,
+    clear_training_finished,
+    distributed_launch,
+    mark_training_finished,
+    training_finished,
+    worker_end,
+)
 from workbench.runner.process import Child, ChildProcess, describe_exit
 from workbench.runner.progress import ProgressParser
 from workbench.runner.resume import (
@@ -189,6 +197,8 @@ class JobRunner:
             if self._launch is not None:
                 self._say(self._launch.describe())
                 command = self._launch.command(command)
+                if self._launch.ctx is not None and self._launch.is_main:
+                    clear_training_finished(self.settings.checkpoint_dir)
         else:
             checkpoint = self._policy_checkpoint(spec)
             command = commands.evaluate_command(commands.evaluate_arguments(spec, device, checkpoint, self.work_dir))
@@ -308,6 +318,8 @@ class JobRunner:
         return warmstart.Endpoint.for_home(paths.workbench_home())
 
     def _conclude(self, spec: JobSpec, code: int, parser: ProgressParser) -> JobStatus:
+        if self._launch is not None and not self._launch.is_main:
+            return self._conclude_worker(code, parser)
         if self.cancel_reason:
             self._export_safely(spec)
             return self._finish(JobState.CANCELLED, self.cancel_reason)
@@ -315,12 +327,27 @@ class JobRunner:
             self._export_safely(spec)
             reason = parser.error or f"the {spec.mode} process failed ({describe_exit(code)}); see logs/job.log"
             return self._finish(JobState.FAILED, reason)
-        if self._launch is not None and not self._launch.is_main:
-            return self._finish(JobState.SUCCEEDED, "this worker node finished; the main node uploads and reports")
+        if self._launch is not None and self._launch.ctx is not None:
+            mark_training_finished(self.settings.checkpoint_dir)
         if spec.mode == "train":
             self._export_training(spec, final=True)
         self.settings.storage.upload(self.work_dir)
         return self._finish(JobState.SUCCEEDED, f"{spec.mode} finished", output_uri=self.settings.storage.uri)
+
+    def _conclude_worker(self, code: int, parser: ProgressParser) -> JobStatus:
+        """A worker node's end: success once the training it took part in finished, even if it then exited
+        non-zero or was stopped (see ``multinode``); failure while the training still ran."""
+        late = code != 0 or self.cancel_reason is not None
+        wait = WORKER_GRACE_S if code != 0 and not self.cancel_reason else 0.0
+        if late and wait:
+            self._say(f"the training process exited with code {code}: waiting up to {wait:g} s for the main node "
+                      "to mark the training finished")
+        finished = late and training_finished(self.settings.checkpoint_dir, wait_s=wait)
+        succeeded, reason = worker_end(code, self.cancel_reason, finished)
+        if not succeeded and code != 0 and not self.cancel_reason and parser.error:
+            reason = f"{reason}: {parser.error}"
+        return self._finish(JobState.SUCCEEDED if succeeded else
+                            JobState.CANCELLED if self.cancel_reason else JobState.FAILED, reason)
 
     def _export_training(self, spec: JobSpec, final: bool) -> None:
         run_dir = outputs.find_run_dir(self.work_dir / CHILD_DIR, spec.rl_library)

@@ -5,6 +5,14 @@ Batch starts the same container on every node with ``AWS_BATCH_JOB_NODE_INDEX``,
 Every node runs ``torchrun`` with a static rendezvous at the main node and Isaac Lab's per-rank trainer (the
 worker script of ``isaaclab train_multigpu``) with ``--distributed`` and one ``--run_timestamp`` shared by all
 nodes. Every node heartbeats; only the main node uploads the outputs and reports success or failure.
+
+A worker node's torchrun often exits non-zero *after* the training ended: the main node's torchrun finishes first
+and closes the rendezvous store the others still talk to. So the main node, once its training exited 0, writes a
+marker (:data:`TRAINING_FINISHED`) in the job's checkpoint directory on EFS, which every node shares, before it
+exports and uploads; a worker whose training exits non-zero waits up to :data:`WORKER_GRACE_S` for that marker and,
+if it appears, ends successfully with the reason in its log (:func:`worker_end`). A worker that fails while the
+training still runs (no marker) fails. The Batch job's status is the main node's in any case; the Batch failure
+hook ignores worker nodes' events, so neither can fail a job the main node is completing.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ import hashlib
 import importlib.util
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from workbench.errors import RunnerError
 
@@ -27,6 +37,10 @@ NCCL_ENV = {
 """Kept in every distributed child's environment: NVLink multicast (NVLS) off, which these hosts need."""
 
 WORKER_MODULE = "isaaclab_rl.entrypoints.multigpu"
+TRAINING_FINISHED = ".workbench-training-finished"
+"""The marker the main node writes in the job's (shared) checkpoint directory once its training exited 0."""
+WORKER_GRACE_S = 60.0
+"""How long a worker whose training failed waits for the main node's marker before it reports the failure."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,51 @@ def distributed_launch(compute: Mapping[str, object], job_id: str, device: str,
             "on the CPU: set trainingConfig.device to cuda, or use one node with gpusPerNode 1"
         )
     return DistributedLaunch(ctx, gpus, shared_run_timestamp(job_id), master_port(job_id))
+
+
+def mark_training_finished(checkpoint_dir: Path | None) -> None:
+    """On the main node: the training of every node ended well (written before the export and upload)."""
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        (checkpoint_dir / TRAINING_FINISHED).write_text("the main node's training exited 0\n")
+
+
+def clear_training_finished(checkpoint_dir: Path | None) -> None:
+    """On the main node, before the training starts: no marker from an earlier attempt of this job."""
+    if checkpoint_dir is not None:
+        (checkpoint_dir / TRAINING_FINISHED).unlink(missing_ok=True)
+
+
+def training_finished(checkpoint_dir: Path | None, wait_s: float = 0.0, poll_s: float = 1.0,
+                      sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Whether the main node marked the training finished, waiting up to ``wait_s`` seconds for the marker."""
+    if checkpoint_dir is None:
+        return False
+    marker = checkpoint_dir / TRAINING_FINISHED
+    deadline = time.monotonic() + wait_s
+    while not marker.exists():
+        if time.monotonic() >= deadline:
+            return False
+        sleep(poll_s)
+    return True
+
+
+def worker_end(code: int, cancel_reason: str | None, finished: bool) -> tuple[bool, str]:
+    """A worker node's end: ``(succeeded, reason)`` from its training's exit code, a cancellation, and whether
+    the main node marked the training finished.
+
+    A worker never uploads or reports the job's end; what matters is that a late failure (the main node finished
+    first, or Batch stopped the worker after the main node exited) does not read as a failed node.
+    """
+    if finished and (code != 0 or cancel_reason):
+        what = cancel_reason or f"its training process exited with code {code}"
+        return True, (f"this worker node finished: the training ended on the main node, then {what} "
+                      "(expected once the main node is done); the main node uploads and reports")
+    if cancel_reason:
+        return False, cancel_reason
+    if code != 0:
+        return False, f"this worker node's training failed (exit code {code}) while the training still ran"
+    return True, "this worker node finished; the main node uploads and reports"
 
 
 def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -8,14 +8,28 @@ Output (the state machine keeps it at ``$.prepared``; every value the Batch ``Su
 
     {"jobName": "workbench-<job id>", "jobQueue": "<queue ARN>", "jobDefinition": "<job definition ARN>",
      "mode": "train" | "evaluate", "multiNode": false, "numNodes": 1, "gpusPerNode": "1",
+     "resourceRequirements": [{"Type": "GPU", "Value": "1"}, {"Type": "VCPU", "Value": "4"},
+                              {"Type": "MEMORY", "Value": "15073"}],
      "attemptDurationSeconds": 29700, "outputUri": "s3://<bucket>/outputs/<job id>",
      "environment": {"WORKBENCH_JOB_ID": ..., "WORKBENCH_JOB_SPEC": ..., "WORKBENCH_OUTPUT_URI": ...,
-                     "WORKBENCH_CHECKPOINT_DIR": ...},
+                     "WORKBENCH_CHECKPOINT_DIR": ..., "WORKBENCH_TASK_TOKEN_PARAMETER": "<prefix>/<job id>"},
+     "tokenParameters": {"start": "<prefix>/<job id>/start-token", "run": ".../run-token",
+                         "caller": ".../caller-token"},
      "notices": ["..."]}
 
-The task token never passes through here: the state machine adds ``WORKBENCH_TASK_TOKEN`` to the container
-environment itself. A bad job raises :class:`ValidationError` (the state machine's error name), whose message
+No task token passes through here, and none reaches the container's environment (Batch DescribeJobs would show
+it): the state machine keeps each token in an SSM SecureString parameter named in ``tokenParameters`` (the
+caller's token, and the ``$$.Task.Token`` of the "wait for the job to start" and "run" states), and the runner
+reads them by the name ``WORKBENCH_TASK_TOKEN_PARAMETER`` gives (see ``workbench/runner/sfn_channel.py`` and
+``infra/lambdas/batch_events``, which use the same suffixes, ``TOKEN_PARAMETER_SUFFIXES``). A bad job raises :class:`ValidationError` (the state machine's error name), whose message
 lists every problem. Settings come from the Lambda's environment (see :class:`Settings`).
+
+``resourceRequirements`` is one node's size (``workbench.instance_types``, bundled here): the job's GPU share of
+``computeConfig.instanceType`` (which must be one the stack offers) or, without one, of the smallest offered
+instance with ``gpusPerNode`` GPUs. A multi-node job goes to the multi-node queue (one Availability Zone, a
+cluster placement group), every other job to the single-node queue. A missing S3 input ("does not exist": the
+role may list the pipeline's prefixes, so S3 answers 404) reads differently from one the pipeline may not read
+(403, "forbidden").
 """
 
 from __future__ import annotations
@@ -26,10 +40,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
 from workbench.spec import JobSpec, SpecError, is_job_id, parse_spec
 
-PER_JOB_ENVIRONMENT = ("WORKBENCH_JOB_ID", "WORKBENCH_JOB_SPEC", "WORKBENCH_OUTPUT_URI", "WORKBENCH_CHECKPOINT_DIR")
-TASK_TOKEN_VARIABLE = "WORKBENCH_TASK_TOKEN"
+PER_JOB_ENVIRONMENT = (
+    "WORKBENCH_JOB_ID",
+    "WORKBENCH_JOB_SPEC",
+    "WORKBENCH_OUTPUT_URI",
+    "WORKBENCH_CHECKPOINT_DIR",
+    "WORKBENCH_TASK_TOKEN_PARAMETER",
+)
+TOKEN_PARAMETER_VARIABLE = "WORKBENCH_TASK_TOKEN_PARAMETER"
+TOKEN_PARAMETER_SUFFIXES = {"start": "start-token", "run": "run-token", "caller": "caller-token"}
+"""The job's token parameters, ``<prefix>/<job id>/<suffix>``; the runner and the Batch failure hook use the same."""
 JOB_NAME_PREFIX = "workbench-"
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
@@ -51,6 +74,11 @@ class Settings:
     single_node_job_definition: str
     multi_node_job_definition: str
     checkpoint_root: str
+    token_parameter_prefix: str = "/workbench/jobs"
+    multi_node_job_queue: str = ""
+    """The queue of multi-node jobs (its compute environment has a cluster placement group); empty: ``job_queue``."""
+    instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
+    """The instance types the compute environments offer (``INSTANCE_TYPES``, comma-separated)."""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -60,6 +88,9 @@ class Settings:
             single_node_job_definition=os.environ["SINGLE_NODE_JOB_DEFINITION"],
             multi_node_job_definition=os.environ["MULTI_NODE_JOB_DEFINITION"],
             checkpoint_root=os.environ["CHECKPOINT_ROOT"],
+            token_parameter_prefix=os.environ["TOKEN_PARAMETER_PREFIX"],
+            multi_node_job_queue=os.environ.get("MULTI_NODE_JOB_QUEUE", ""),
+            instance_types=tuple(filter(None, os.environ.get("INSTANCE_TYPES", "").split(","))) or DEFAULT_INSTANCE_TYPES,
         )
 
     @property
@@ -78,6 +109,10 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
         raise ValidationError(str(exc)) from None
     problems = [_check_uri(field, uri, settings, s3_client) for field, uri in _referenced_uris(spec)]
     problems = [p for p in problems if p]
+    try:
+        size: JobSize = job_size(settings.instance_types, spec.compute["gpusPerNode"], spec.compute.get("instanceType"))
+    except SizingError as exc:
+        problems.append(str(exc))
     if problems:
         raise ValidationError("the job's inputs are not usable on AWS:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -89,19 +124,20 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
         checkpoints = _checkpoint_dir(settings, resume)
         spec = spec.with_training(resumeFrom=checkpoints)
         notices.append(f"trainingConfig.resumeFrom: job {resume} resumes from its checkpoints on EFS, {checkpoints}")
-    if spec.compute.get("instanceType"):
-        notices.append(
-            "computeConfig.instanceType is not used on AWS Batch: the compute environment picks a g6, g6e or g5 "
-            "instance with enough GPUs for computeConfig.gpusPerNode"
-        )
+    notices.append(
+        f"each node gets {size.gpus} GPU(s), {size.vcpus} vCPUs and {size.memory_mib} MiB: its share of "
+        f"{size.instance_type}" + ("" if spec.compute.get("instanceType") else " (the smallest offered instance with "
+                                   "enough GPUs; name computeConfig.instanceType for a larger one)")
+    )
     return {
         "jobName": JOB_NAME_PREFIX + job_id,
-        "jobQueue": settings.job_queue,
+        "jobQueue": (settings.multi_node_job_queue or settings.job_queue) if multi_node else settings.job_queue,
         "jobDefinition": settings.multi_node_job_definition if multi_node else settings.single_node_job_definition,
         "mode": spec.mode,
         "multiNode": multi_node,
         "numNodes": spec.num_nodes,
         "gpusPerNode": str(spec.compute["gpusPerNode"]),
+        "resourceRequirements": size.resource_requirements(),
         "attemptDurationSeconds": TIMEOUT_SECONDS[spec.mode] + BATCH_TIMEOUT_MARGIN_SECONDS,
         "outputUri": output_uri,
         "environment": {
@@ -109,6 +145,10 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
             "WORKBENCH_JOB_SPEC": spec.to_json(indent=None),
             "WORKBENCH_OUTPUT_URI": output_uri,
             "WORKBENCH_CHECKPOINT_DIR": _checkpoint_dir(settings, job_id),
+            TOKEN_PARAMETER_VARIABLE: _token_parameter_path(settings, job_id),
+        },
+        "tokenParameters": {
+            role: f"{_token_parameter_path(settings, job_id)}/{suffix}" for role, suffix in TOKEN_PARAMETER_SUFFIXES.items()
         },
         "notices": notices,
     }
@@ -134,6 +174,11 @@ def _checkpoint_dir(settings: Settings, job_id: str) -> str:
     return f"{settings.checkpoint_root.rstrip('/')}/{job_id}"
 
 
+def _token_parameter_path(settings: Settings, job_id: str) -> str:
+    """The SSM path holding job ``job_id``'s task tokens (never the tokens themselves: their names)."""
+    return f"/{settings.token_parameter_prefix.strip('/')}/{job_id}"
+
+
 def _check_uri(field: str, uri: str, settings: Settings, s3_client: Any) -> str | None:
     if field == "trainingConfig.resumeFrom" and is_job_id(uri):
         return None  # a previous job: its checkpoints are on EFS
@@ -152,5 +197,7 @@ def _check_uri(field: str, uri: str, settings: Settings, s3_client: Any) -> str 
         code = exc.response.get("Error", {}).get("Code", "error")
         if code in ("404", "NoSuchKey", "NotFound"):
             return f"{field}: {uri} does not exist"
+        if code in ("403", "AccessDenied", "Forbidden"):
+            return f"{field}: {uri}: the pipeline may not read it (forbidden)"
         return f"{field}: cannot read {uri} ({code})"
     return None

@@ -236,43 +236,19 @@ class Orchestration(Construct):
         succeed = sfn.Succeed(self, "Job succeeded", output_path="$.output")
         token_parameters = [token_parameter_arn(self.token_parameter_prefix)]
 
-        report_failure = tasks.CallAwsService(
-            self,
+        notify_failure = self._tell_caller(
             "Report the failure to the caller",
-            service="sfn",
-            action="sendTaskFailure",
-            parameters={
-                "TaskToken": sfn.JsonPath.string_at("$.callerTaskToken"),
-                "Error": sfn.JsonPath.string_at("$.failure.error"),
-                "Cause": sfn.JsonPath.string_at("$.failure.cause"),
-            },
-            iam_resources=["*"],
-            result_path=sfn.JsonPath.DISCARD,
+            "Is a caller waiting for the failure?",
+            "sendTaskFailure",
+            {"Error": sfn.JsonPath.string_at("$.failure.error"), "Cause": sfn.JsonPath.string_at("$.failure.cause")},
+            then=fail,
         )
-        report_failure.add_catch(fail, result_path="$.reportError").next(fail)
-        notify_failure = (
-            sfn.Choice(self, "Is a caller waiting for the failure?")
-            .when(sfn.Condition.is_present("$.callerTaskToken"), report_failure)
-            .otherwise(fail)
-        )
-
-        report_success = tasks.CallAwsService(
-            self,
+        notify_success = self._tell_caller(
             "Report the success to the caller",
-            service="sfn",
-            action="sendTaskSuccess",
-            parameters={
-                "TaskToken": sfn.JsonPath.string_at("$.callerTaskToken"),
-                "Output": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.output")),
-            },
-            iam_resources=["*"],
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        report_success.add_catch(succeed, result_path="$.reportError").next(succeed)
-        notify_success = (
-            sfn.Choice(self, "Is a caller waiting for the result?")
-            .when(sfn.Condition.is_present("$.callerTaskToken"), report_success)
-            .otherwise(succeed)
+            "Is a caller waiting for the result?",
+            "sendTaskSuccess",
+            {"Output": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.output"))},
+            then=succeed,
         )
 
         forget_tokens = tasks.CallAwsService(
@@ -572,6 +548,25 @@ class Orchestration(Construct):
             .otherwise(how_to_submit)
         )
         return check_input
+
+    def _tell_caller(self, report_name: str, question: str, action: str, parameters: dict,
+                     then: sfn.IChainable) -> sfn.Choice:
+        """When a caller's token waits: call ``action`` on it (a failure to send changes nothing), then ``then``."""
+        report = tasks.CallAwsService(
+            self,
+            report_name,
+            service="sfn",
+            action=action,
+            parameters={"TaskToken": sfn.JsonPath.string_at("$.callerTaskToken"), **parameters},
+            iam_resources=["*"],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        report.add_catch(then, result_path="$.reportError").next(then)
+        return (
+            sfn.Choice(self, question)
+            .when(sfn.Condition.is_present("$.callerTaskToken"), report)
+            .otherwise(then)
+        )
 
     def _submit(
         self, name: str, multi_node: bool, resources: list[str], prepare_module: ModuleType

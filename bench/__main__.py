@@ -1,7 +1,7 @@
 """``python -m bench [SUITE ...]``: run CPU benchmark suites, save each to ``bench/results/<suite>.json``, then
 rebuild ``docs/benchmarks.json`` from every saved result (``python -m bench report`` only rebuilds).
 
-Suites: export, logs, overhead, startup, solved (default: all). The GPU suites run on a GPU
+Suites: export, logs, overhead, startup, solved, image (default: all). The GPU suites run on a GPU
 machine: ``python -m bench.gpu solved|packing --out DIR``; copy DIR's JSON files to ``bench/results/gpu/``.
 """
 
@@ -16,13 +16,16 @@ from pathlib import Path
 from bench.machine import describe
 
 RESULTS = Path(__file__).parent / "results"
-SUITES = ("export", "logs", "overhead", "startup", "solved")
+SUITES = ("export", "logs", "overhead", "startup", "solved", "image")
 
 
 def run_suite(name: str, work: Path) -> dict:
     if name == "export":
         from bench.export import bench_export
         return bench_export(work)
+    if name == "image":
+        from bench.image import bench_image
+        return bench_image(work)
     if name == "logs":
         from bench.logstream import log_latency
         return {**log_latency(work), "with_poll_interval_0.1s": log_latency(work, poll_interval_s=0.1)}

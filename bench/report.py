@@ -162,11 +162,15 @@ def write_summary() -> dict:
         r = logs["result"]
         summary["log_latency_ms_p50"] = _figure(r["p50_ms"], logs, p95_ms=r["p95_ms"], lines=r["lines"],
                                                 with_poll_interval_0_1_s=r.get("with_poll_interval_0.1s"))
+    if image := _load(RESULTS / "image.json"):
+        r = image["result"]
+        summary["job_image"] = _figure(r["image_size_gb"], image, unit="GB (uncompressed)", cold_build_s=r["cold_build_s"],
+                                       cached_build_s=r["cached_build_s"], measured=r.get("measured"))
     if gpu:
         summary["overhead_ratio_h100"] = gpu["overhead_ratio_h100"]
         summary["gpu_packing_speedup"] = gpu["gpu_packing_speedup"]
         summary["startup_experiments_h100"] = gpu["startup_experiments"]
-    summary["machines"] = {label(r["machine"]): r["machine"] for r in (overhead, startup, cpu, export, logs)
+    summary["machines"] = {label(r["machine"]): r["machine"] for r in (overhead, startup, cpu, export, logs, image)
                            if r} | ({label(gpu["machine"]): gpu["machine"]} if gpu else {})
     SUMMARY.parent.mkdir(exist_ok=True)
     SUMMARY.write_text(json.dumps(summary, indent=1) + "\n")

@@ -2,7 +2,7 @@
 # Set up everything the workbench needs on this machine, idempotently (a second run takes seconds):
 #   - Debian packages for headless OpenGL video (EGL/GL, Mesa) when run as root (or with sudo)
 #   - a Python 3.12 virtual environment in .venv with pinned dependencies and the workbench (editable)
-# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium and the npm tools the test suite uses)
+# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium, Docker, debootstrap and the npm tools the tests use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_test=false
@@ -44,6 +44,8 @@ if command -v apt-get >/dev/null 2>&1; then
   apt_install libegl1 libgl1 libopengl0 libxrender1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0
   if $with_test; then
     apt_install chromium fonts-liberation
+    # The job image is built and run for real: a Docker engine, and debootstrap for the local base image.
+    apt_install docker.io debootstrap
   fi
 fi
 
@@ -66,10 +68,27 @@ fi
 
 if $with_test; then
   for dir in tests/browser infra; do
-    if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
+    [ -f "$dir/package.json" ] || continue
+    npm_stamp="$dir/node_modules/.bootstrap-$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
+    if [ ! -f "$npm_stamp" ]; then  # missing, or installed from an older package-lock.json
       say "installing npm packages in $dir"
       (cd "$dir" && npm ci --silent --no-audit --no-fund)
+      touch "$npm_stamp"
     fi
   done
 fi
+
+# --- template validators (cfn-lint, checkov) for tests/infra/test_validators.py -------------------------------
+# In their own venv: checkov's pins (boto3, packaging, networkx) clash with .venv's. Rebuilt when the pins change.
+if $with_test; then
+  validators_stamp=".venv/validators/.bootstrap-$(sha256sum infra/requirements-validators.txt | cut -c1-16)"
+  if [ ! -f "$validators_stamp" ]; then
+    say "installing cfn-lint and checkov into .venv/validators (pinned in infra/requirements-validators.txt)"
+    rm -rf .venv/validators
+    .venv/bin/python -m venv .venv/validators
+    .venv/validators/bin/python -m pip install -q --no-deps -r infra/requirements-validators.txt
+    touch "$validators_stamp"
+  fi
+fi
+# --- end of template validators ------------------------------------------------------------------------------
 say "ready: .venv ($(.venv/bin/python --version))"

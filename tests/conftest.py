@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TRAIN_ITERATIONS, job_id_from, run_cli
+from tests.docker_engine import (
+    JOB_IMAGE,
+    Build,
+    DockerEngine,
+    DockerError,
+    build_image,
+    ensure_base_image,
+    served,
+    start_engine,
+    wheelhouse,
+)
+from tests.helpers import TRAIN_ITERATIONS, cache_root, job_id_from, run_cli
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,7 +29,7 @@ def workbench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private workbench home for the session; the warp kernel cache is shared with later sessions."""
     home = tmp_path_factory.mktemp("workbench-home")
     os.environ["WORKBENCH_HOME"] = str(home)
-    cache = Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
+    cache = cache_root()
     (home / "cache").mkdir(parents=True, exist_ok=True)
     (cache / "warp").mkdir(parents=True, exist_ok=True)
     (home / "cache" / "warp").symlink_to(cache / "warp", target_is_directory=True)
@@ -55,3 +66,30 @@ def trained_job(workbench_home: Path):
         return done[library]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    """A real Docker engine (Debian's docker.io), started for the session unless one runs; stopped after."""
+    try:
+        engine = start_engine()
+    except DockerError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The local Ubuntu 24.04 stand-in for the CUDA base image, with the uid-1000 user ``ubuntu``."""
+    return ensure_base_image(docker_engine, tmp_path_factory.mktemp("base-image"))
+
+
+@pytest.fixture(scope="session")
+def job_image(docker_engine: DockerEngine, base_image: str) -> Build:
+    """``container/Dockerfile.kitless`` built for real on the stand-in base, as ``cdk deploy`` builds it."""
+    with served(wheelhouse(cache_root())) as find_links:
+        return build_image(docker_engine, JOB_IMAGE, base_image, find_links=find_links)
+

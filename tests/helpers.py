@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 TRAIN_ITERATIONS = {"rsl_rl": 3, "rl_games": 3, "skrl": 3}
 """Iterations of the shared tiny trainings (16 envs): enough for checkpoints, metrics rows and a reward value."""
@@ -21,3 +22,8 @@ def job_id_from(output: str) -> str:
     match = re.search(r"submitted job ([0-9a-f-]{36})", output)
     assert match, f"no job id in CLI output:\n{output}"
     return match.group(1)
+
+
+def cache_root() -> Path:
+    """Kept across test sessions: kernel caches, the image's wheelhouse, synthesized templates."""
+    return Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))

@@ -33,3 +33,9 @@ def cuda_cache_dir() -> Path:
     """The CUDA driver's compute cache (``CUDA_CACHE_PATH``): Warp ships PTX that the driver would otherwise
     recompile in every new process (see docs/benchmarks.md)."""
     return workbench_home() / "cache" / "cuda"
+
+
+def matplotlib_config_dir() -> Path:
+    """Matplotlib's config and font cache (``MPLCONFIGDIR``): built once per home instead of in every job's own
+    ``~/.cache``, which a Batch container would write outside the job's directories and lose at its end."""
+    return workbench_home() / "cache" / "matplotlib"

@@ -15,11 +15,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pipeline import STACK, Pipeline, deploy, synthesized
+from pipeline import STACK, Pipeline, container_properties, deploy, synthesized
 
+from tests.docker_engine import DOCKER_CLI, Build, DockerEngine
+from tests.helpers import cache_root
 from workbench.backends.aws import AwsBackend
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +40,7 @@ AWS_ENV = {
 
 def antlr_path() -> Path:
     """A private antlr4 runtime 4.13 for the moto process (installed once into the test cache)."""
-    target = Path(os.environ.get("WORKBENCH_MOTO_ANTLR", test_cache() / f"moto-antlr4-{ANTLR_VERSION}"))
+    target = Path(os.environ.get("WORKBENCH_MOTO_ANTLR", cache_root() / f"moto-antlr4-{ANTLR_VERSION}"))
     if not (target / "antlr4" / "__init__.py").exists():
         done = subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
@@ -77,6 +80,7 @@ def moto_server(harness_root: Path, workbench_home: Path) -> Iterator[str]:
         "volumes_root": str(harness_root / "volumes"),
         "work_root": str(harness_root / "containers"),
         "env_overrides": {"WORKBENCH_ASSETS": "offline"},
+        "worker_file": str(harness_root / "image-worker.json"),
     }
     server_env = {**runner_env, "MOTO_PORT": str(port), "PYTHONPATH": str(antlr_path()),
                   "WORKBENCH_HARNESS": json.dumps(harness)}
@@ -107,7 +111,7 @@ def moto_server(harness_root: Path, workbench_home: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pipeline(moto_server: str, harness_root: Path) -> Pipeline:
     """The synthesized stack's essentials, created in moto (see ``pipeline.py``)."""
-    template, cdk_out = synthesized(test_cache())
+    template, cdk_out = synthesized(cache_root())
     deployed = deploy(template, cdk_out, REGION)
     _share_warp_cache(harness_root, template)
     return deployed
@@ -119,21 +123,73 @@ def backend(pipeline: Pipeline, harness_root: Path) -> AwsBackend:
     return AwsBackend(stack_name=STACK, cache_dir=harness_root / "downloads")
 
 
-def test_cache() -> Path:
-    return Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
+@dataclass(frozen=True)
+class ImageWorker:
+    """The built job image playing the Batch worker: its EFS volume on this machine and the engine."""
+
+    image: str
+    volumes_root: Path
+    engine: DockerEngine
+
+    def efs(self, pipeline: Pipeline) -> Path:
+        """The host directory standing in for the job definitions' EFS volume."""
+        return self.volumes_root / _efs_mount(pipeline.template)["SourceVolume"]
+
+    def container(self, batch_job_id: str) -> str:
+        return f"batch-{batch_job_id}"
+
+
+@pytest.fixture(scope="module")
+def image_worker(moto_server: str, pipeline: Pipeline, harness_root: Path, job_image: Build,
+                 docker_engine: DockerEngine) -> Iterator[ImageWorker]:
+    """While a module uses it, the harness runs Batch jobs in the built job image instead of this checkout.
+
+    The job environment is Batch's, plus what a Batch container gets from its task role and region (dummy
+    credentials, moto's endpoint) and ``WORKBENCH_ASSETS=offline`` (no asset server here). The Warp kernel cache
+    on the stand-in EFS volume is kept across sessions, as EFS keeps it across jobs.
+    """
+    volumes_root = harness_root / "image-volumes"
+    worker = ImageWorker(image=job_image.image, volumes_root=volumes_root, engine=docker_engine)
+    mount = _efs_mount(pipeline.template)
+    home = worker.efs(pipeline) / Path(_job_environment(pipeline.template)["WORKBENCH_HOME"]).relative_to(mount["ContainerPath"])
+    warp = cache_root() / "image-warp"
+    for directory in (home / "cache", warp):
+        directory.mkdir(parents=True, exist_ok=True)
+    for directory in (volumes_root, *volumes_root.rglob("*")):
+        os.chown(directory, 1000, 1000)  # the EFS access point makes every file uid 1000's
+    settings = {
+        "image": job_image.image, "docker_cli": DOCKER_CLI, "docker_host": docker_engine.host,
+        "volumes_root": str(volumes_root),
+        "env": {**AWS_ENV, "AWS_ENDPOINT_URL": moto_server, "WORKBENCH_ASSETS": "offline"},
+        "extra_volumes": {str(warp): str(Path(mount["ContainerPath"]) / (home / "cache" / "warp").relative_to(worker.efs(pipeline)))},
+    }
+    for directory in (warp, *warp.rglob("*")):
+        os.chown(directory, 1000, 1000)
+    switch = harness_root / "image-worker.json"
+    switch.write_text(json.dumps(settings))
+    yield worker
+    switch.unlink()
+    docker_engine.remove_containers()
+
+
+def _efs_mount(template: dict) -> dict:
+    (mount,) = container_properties(template)["MountPoints"]
+    return mount
+
+
+def _job_environment(template: dict) -> dict[str, str]:
+    return {e["Name"]: e["Value"] for e in container_properties(template)["Environment"]}
 
 
 def _share_warp_cache(harness_root: Path, template: dict) -> None:
     """Point the EFS volume's warp kernel cache at the test sessions' cache (the first job would compile ~20 s)."""
-    definitions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Batch::JobDefinition"]
-    container = definitions[0]["Properties"]["ContainerProperties"]
-    home = next(e["Value"] for e in container["Environment"] if e["Name"] == "WORKBENCH_HOME")
-    (mount,) = container["MountPoints"]
+    home = _job_environment(template)["WORKBENCH_HOME"]
+    mount = _efs_mount(template)
     local_home = harness_root / "volumes" / mount["SourceVolume"] / Path(home).relative_to(mount["ContainerPath"])
     (local_home / "cache").mkdir(parents=True, exist_ok=True)
-    (test_cache() / "warp").mkdir(parents=True, exist_ok=True)
+    (cache_root() / "warp").mkdir(parents=True, exist_ok=True)
     if not (local_home / "cache" / "warp").exists():
-        (local_home / "cache" / "warp").symlink_to(test_cache() / "warp", target_is_directory=True)
+        (local_home / "cache" / "warp").symlink_to(cache_root() / "warp", target_is_directory=True)
 
 
 def _wait_for(endpoint: str, process: subprocess.Popen, log: Path) -> None:

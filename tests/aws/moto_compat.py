@@ -17,13 +17,22 @@
    RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED | FAILED. ``TerminateJob`` stops the process group.
    Multi-node jobs are refused (Isaac Lab refuses distributed training on CPU): they fail with that reason.
 
+   With the image worker on (below) the container is the real job image instead: ``docker run`` as ECS runs
+   a Batch container (the image's user and working directory, the job's environment exactly as Batch passes it,
+   the EFS volume as a host directory owned by uid 1000, the shared memory and memory limit of the job, host
+   networking to reach moto), and ``TerminateJob`` is ``docker stop`` (SIGTERM, SIGKILL after 10 s).
+
 The harness passes its settings in ``WORKBENCH_HARNESS`` (JSON): ``runner_env`` (the base environment of
 processes it starts), ``volumes_root`` and ``work_root`` (local directories), ``env_overrides`` (applied after
-the job's environment, e.g. ``WORKBENCH_ASSETS=offline`` because this machine has no network).
+the job's environment, e.g. ``WORKBENCH_ASSETS=offline`` because this machine has no network), ``worker_file``
+(a JSON file; while it exists, jobs run in its ``image`` through ``docker_cli`` at ``docker_host``, with the EFS
+volume under its ``volumes_root``, its ``extra_volumes`` (host: container path; the kept kernel cache) and its
+``env`` (credentials, moto's endpoint) added to the job's environment).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -56,6 +65,7 @@ except Exception as exc:
 """
 STOP_GRACE_SECONDS = 10.0
 STATE_STEP_SECONDS = 0.3
+QUEUE_FILE = "queue-seconds.json"
 
 
 def install() -> None:
@@ -178,28 +188,52 @@ def _run_job(job: Any) -> None:
                 return
             job.status = state
             time.sleep(STATE_STEP_SECONDS)
+            if state == "RUNNABLE":
+                _hold_in_queue(job)
         _run_container(job)
     except Exception as exc:  # the job must end FAILED with the reason, as Batch does
         job.job_stopped_reason = f"harness error: {exc}"
         job._mark_stopped(success=False)
 
 
+def _hold_in_queue(job: Any) -> None:
+    """Keep a job RUNNABLE (waiting for an instance) as long as ``queue-seconds.json`` next to ``work_root`` says.
+
+    The file maps job names (``workbench-<job id>``) to seconds; a test writes it before the job is submitted.
+    """
+    path = Path(harness_settings().get("work_root", ".")).parent / QUEUE_FILE
+    try:
+        seconds = float(json.loads(path.read_text()).get(job.job_name, 0))
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not job.stop:
+        time.sleep(0.2)
+
+
 def _run_container(job: Any) -> None:
     settings = harness_settings()
     props = job.job_definition.container_properties
-    volumes_root = Path(settings["volumes_root"])
+    worker = _image_worker(settings)
+    volumes_root = Path(worker["volumes_root"] if worker else settings["volumes_root"])
     mounts = {
         m["containerPath"]: volumes_root / m["sourceVolume"] for m in job._get_container_property("mountPoints", [])
     }
     env = {e["name"]: e["value"] for e in job._get_container_property("environment", [])}
-    env = {k: _map_paths(v, mounts) for k, v in env.items()}
-    work_dir = Path(settings["work_root"]) / job.job_id
-    work_dir.mkdir(parents=True, exist_ok=True)
+    batch_env = {"AWS_BATCH_JOB_ID": job.job_id, "AWS_BATCH_JQ_NAME": job.job_queue.name, "AWS_BATCH_JOB_ATTEMPT": "1"}
     for local in mounts.values():
         local.mkdir(parents=True, exist_ok=True)
-    env = {**settings.get("runner_env", {}), **env, **settings.get("env_overrides", {})}
-    env.update(AWS_BATCH_JOB_ID=job.job_id, AWS_BATCH_JQ_NAME=job.job_queue.name, AWS_BATCH_JOB_ATTEMPT="1")
-    command = [sys.executable, "-m", "workbench.runner"]
+    if worker:
+        container = f"batch-{job.job_id}"
+        command = _docker_run(job, worker, container, mounts, {**env, **batch_env, **worker.get("env", {})})
+        stop = functools.partial(_docker_stop, worker, container)
+    else:
+        env = {k: _map_paths(v, mounts) for k, v in env.items()}
+        env = {**settings.get("runner_env", {}), **env, **settings.get("env_overrides", {}), **batch_env}
+        command = [sys.executable, "-m", "workbench.runner"]
+        stop = _stop
+    work_dir = Path(settings["work_root"]) / job.job_id
+    work_dir.mkdir(parents=True, exist_ok=True)
 
     log_config = props.get("logConfiguration") or {}
     options = log_config.get("options") or {}
@@ -225,7 +259,7 @@ def _run_container(job: Any) -> None:
         if job.stop or (deadline is not None and time.monotonic() > deadline):
             if not job.stop:
                 job.job_stopped_reason = "Job attempt duration exceeded timeout"
-            _stop(process)
+            stop(process)
             break
         time.sleep(0.2)
     process.wait()
@@ -238,6 +272,43 @@ def _run_container(job: Any) -> None:
         job._mark_stopped(success=False)
     else:
         job._mark_stopped(success=True)
+
+
+def _image_worker(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The image worker's settings while its file exists (tests switch it on and off between jobs)."""
+    path = settings.get("worker_file")
+    if not path or not Path(path).exists():
+        return None
+    return json.loads(Path(path).read_text())
+
+
+def _docker_run(job: Any, worker: dict[str, Any], name: str, mounts: dict[str, Path], env: dict[str, str]) -> list[str]:
+    """``docker run`` of the job image as ECS starts a Batch container (no GPU here: that part is left out)."""
+    for local in mounts.values():
+        os.chown(local, 1000, 1000)  # what the EFS access point's creation info and POSIX user enforce
+    command = [worker["docker_cli"], "--host", worker["docker_host"], "run", "--name", name,
+               "--label", "workbench-harness=batch", "--network", "host"]
+    for container_path, local in mounts.items():
+        command += ["--volume", f"{local}:{container_path}"]
+    for local, container_path in worker.get("extra_volumes", {}).items():
+        command += ["--volume", f"{local}:{container_path}"]
+    shared_memory = (job._get_container_property("linuxParameters", {}) or {}).get("sharedMemorySize")
+    if shared_memory:
+        command += ["--shm-size", f"{shared_memory}m"]
+    memory = next((r["value"] for r in job._get_container_property("resourceRequirements", [])
+                   if r["type"] == "MEMORY"), None)
+    if memory:
+        command += ["--memory", f"{memory}m"]
+    for key, value in env.items():
+        command += ["--env", f"{key}={value}"]
+    return [*command, worker["image"]]
+
+
+def _docker_stop(worker: dict[str, Any], name: str, process: subprocess.Popen) -> None:
+    """What ECS does on StopTask: SIGTERM to the container, SIGKILL after the grace period."""
+    subprocess.run([worker["docker_cli"], "--host", worker["docker_host"], "stop", "--time", str(int(STOP_GRACE_SECONDS)),
+                    name], capture_output=True, timeout=STOP_GRACE_SECONDS + 60, check=False)
+    process.wait(timeout=60)
 
 
 def _map_paths(value: str, mounts: dict[str, Path]) -> str:

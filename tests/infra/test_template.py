@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from infra_configs import REPO
 from workbench_infra.synth import resources_of_type
 
 TOKEN = "WORKBENCH_TASK_TOKEN"
@@ -27,17 +28,64 @@ def containers(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"single": definitions["container"]["ContainerProperties"], "multi": node_range["Container"]}
 
 
-def test_compute_environment_uses_g6_g6e_g5_best_fit_progressive(template):
-    resources = only(template, "AWS::Batch::ComputeEnvironment")["ComputeResources"]
-    assert sorted(resources["InstanceTypes"]) == ["g5", "g6", "g6e"]
-    assert resources["AllocationStrategy"] == "BEST_FIT_PROGRESSIVE"
-    assert resources["Type"] == "EC2"
-    assert resources["Ec2Configuration"][0]["ImageType"] == "ECS_AL2023_NVIDIA"
+def environments(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The compute environments' ComputeResources: ``single`` (spread over zones) and ``multi`` (placement group)."""
+    found = [r["Properties"]["ComputeResources"] for r in resources_of_type(template, "AWS::Batch::ComputeEnvironment").values()]
+    (single,) = [r for r in found if "PlacementGroup" not in r]
+    (multi,) = [r for r in found if "PlacementGroup" in r]
+    return {"single": single, "multi": multi}
+
+
+def queue_of(template: dict[str, Any], environment: str) -> str:
+    """The logical id of the queue whose only compute environment is ``environment`` (``single`` / ``multi``)."""
+    ids = {id(r["Properties"]["ComputeResources"]): k for k, r in resources_of_type(template, "AWS::Batch::ComputeEnvironment").items()}
+    wanted = ids[id(environments(template)[environment])]
+    (queue,) = [
+        k for k, q in resources_of_type(template, "AWS::Batch::JobQueue").items()
+        if [o["ComputeEnvironment"] for o in q["Properties"]["ComputeEnvironmentOrder"]] == [{"Fn::GetAtt": [wanted, "ComputeEnvironmentArn"]}]
+    ]
+    return queue
+
+
+def test_compute_environments_offer_every_g6_g6e_g5_size_best_fit_progressive(template):
+    from workbench.instance_types import INSTANCE_TYPES
+
+    for name, resources in environments(template).items():
+        assert resources["InstanceTypes"] == list(INSTANCE_TYPES), name
+        assert {t.split(".")[0] for t in resources["InstanceTypes"]} == {"g5", "g6", "g6e"}, name
+        assert resources["AllocationStrategy"] == "BEST_FIT_PROGRESSIVE", name
+        assert resources["Type"] == "EC2", name
+        assert resources["Ec2Configuration"][0]["ImageType"] == "ECS_AL2023_NVIDIA", name
+
+
+def test_compute_environments_offer_the_configured_instance_types(variant_template):
+    for resources in environments(variant_template).values():
+        assert resources["InstanceTypes"] == ["g6e.2xlarge", "g6e.12xlarge", "g6e.48xlarge"]
+
+
+def test_multi_node_jobs_get_a_cluster_placement_group_in_one_subnet(template, variant_template):
+    groups = resources_of_type(template, "AWS::EC2::PlacementGroup")
+    (group_id,) = groups
+    assert groups[group_id]["Properties"]["Strategy"] == "cluster"
+    spread, multi = environments(template)["single"], environments(template)["multi"]
+    assert multi["PlacementGroup"] == {"Fn::GetAtt": [group_id, "GroupName"]}
+    assert len(spread["Subnets"]) == 2 and len(multi["Subnets"]) == 1 and multi["Subnets"][0] in spread["Subnets"]
+    assert environments(variant_template)["multi"]["Subnets"] == ["subnet-0000000000000000a"]
+    assert queue_of(template, "single") != queue_of(template, "multi")
 
 
 def test_min_vcpus_follow_keep_warm_instance(template, variant_template):
-    assert only(template, "AWS::Batch::ComputeEnvironment")["ComputeResources"]["MinvCpus"] == 0
-    assert only(variant_template, "AWS::Batch::ComputeEnvironment")["ComputeResources"]["MinvCpus"] == 8
+    assert environments(template)["single"]["MinvCpus"] == 0
+    assert environments(variant_template)["single"]["MinvCpus"] == 8
+    assert environments(variant_template)["multi"]["MinvCpus"] == 0
+
+
+def test_job_definitions_default_to_one_gpu_on_the_smallest_offered_instance(template, variant_template):
+    sizes = {"default": (template, 4, 16384), "variant": (variant_template, 8, 65536)}  # g6.xlarge, g6e.2xlarge
+    for name, (tmpl, vcpus, memory) in sizes.items():
+        for kind, container in containers(tmpl).items():
+            requirements = {r["Type"]: r["Value"] for r in container["ResourceRequirements"]}
+            assert requirements == {"GPU": "1", "VCPU": str(vcpus), "MEMORY": str(memory * 92 // 100)}, (name, kind)
 
 
 def test_launch_template_has_a_100_gb_encrypted_gp3_root_volume(template):
@@ -45,8 +93,8 @@ def test_launch_template_has_a_100_gb_encrypted_gp3_root_volume(template):
     (device,) = data["BlockDeviceMappings"]
     assert device["Ebs"] == {"Encrypted": True, "VolumeSize": 100, "VolumeType": "gp3"}
     assert data["MetadataOptions"]["HttpTokens"] == "required"
-    compute = only(template, "AWS::Batch::ComputeEnvironment")["ComputeResources"]
-    assert "LaunchTemplateId" in compute["LaunchTemplate"]
+    for compute in environments(template).values():
+        assert "LaunchTemplateId" in compute["LaunchTemplate"]
 
 
 def test_container_insights_is_turned_on_for_the_batch_ecs_cluster(template):
@@ -125,7 +173,7 @@ def test_vpc_has_private_subnets_behind_a_nat_gateway(template):
 def test_existing_vpc_and_bucket_create_neither(variant_template):
     assert not resources_of_type(variant_template, "AWS::EC2::VPC")
     assert not resources_of_type(variant_template, "AWS::S3::Bucket")
-    compute = only(variant_template, "AWS::Batch::ComputeEnvironment")["ComputeResources"]
+    compute = environments(variant_template)["single"]
     assert sorted(compute["Subnets"]) == ["subnet-0000000000000000a", "subnet-0000000000000000b"]
     targets = resources_of_type(variant_template, "AWS::EFS::MountTarget").values()
     assert sorted(t["Properties"]["SubnetId"] for t in targets) == ["subnet-0000000000000000c", "subnet-0000000000000000d"]
@@ -164,7 +212,9 @@ def test_job_role_may_only_call_back_and_use_the_pipeline_prefixes(synthesized):
         "s3:ListBucket",
         "elasticfilesystem:ClientMount",
         "elasticfilesystem:ClientWrite",
+        "ssm:GetParameter",
     }
+    assert ":parameter/WorkbenchTest/jobs/*" in actions["ssm:GetParameter"]  # the jobs' task tokens only
     assert "/inputs/*" in actions["s3:GetObject"] and "/outputs/*" in actions["s3:GetObject"]
     assert "/outputs/*" in actions["s3:PutObject"] and "/inputs/" not in actions["s3:PutObject"]
     roles = resources_of_type(template, "AWS::IAM::Role")
@@ -187,9 +237,12 @@ def test_outputs_name_everything_the_aws_backend_needs(template):
         "BucketName",
         "JobLogGroupName",
         "JobQueueArn",
+        "MultiNodeJobQueueArn",
         "SingleNodeJobDefinitionArn",
         "MultiNodeJobDefinitionArn",
     } <= set(template["Outputs"])
+    assert template["Outputs"]["JobQueueArn"]["Value"] == {"Fn::GetAtt": [queue_of(template, "single"), "JobQueueArn"]}
+    assert template["Outputs"]["MultiNodeJobQueueArn"]["Value"] == {"Fn::GetAtt": [queue_of(template, "multi"), "JobQueueArn"]}
 
 
 def test_state_machine_logs_without_execution_data_and_traces(template):
@@ -205,6 +258,33 @@ def test_failed_batch_jobs_reach_the_failure_hook_at_once(template):
     assert pattern["source"] == ["aws.batch"]
     assert pattern["detail-type"] == ["Batch Job State Change"]
     assert pattern["detail"]["status"] == ["FAILED"]
+    queues = [q["Fn::GetAtt"][0] for q in pattern["detail"]["jobQueue"]]
+    assert sorted(queues) == sorted([queue_of(template, "single"), queue_of(template, "multi")])
+
+
+def prepare_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    functions = resources_of_type(template, "AWS::Lambda::Function")
+    ((logical_id, function),) = [(k, f) for k, f in functions.items() if "PrepareFunction" in k]
+    return logical_id, function["Properties"]
+
+
+def test_prepare_knows_both_queues_and_the_offered_instance_types(template, variant_template):
+    variables = prepare_function(template)[1]["Environment"]["Variables"]
+    assert variables["JOB_QUEUE"] == {"Fn::GetAtt": [queue_of(template, "single"), "JobQueueArn"]}
+    assert variables["MULTI_NODE_JOB_QUEUE"] == {"Fn::GetAtt": [queue_of(template, "multi"), "JobQueueArn"]}
+    assert variables["INSTANCE_TYPES"].split(",") == environments(template)["single"]["InstanceTypes"]
+    assert prepare_function(variant_template)[1]["Environment"]["Variables"]["INSTANCE_TYPES"] == "g6e.2xlarge,g6e.12xlarge,g6e.48xlarge"
+
+
+def test_prepare_may_list_the_pipeline_prefixes_so_a_missing_input_reads_as_missing(template):
+    role = prepare_function(template)[1]["Role"]["Fn::GetAtt"][0]
+    policies = [p["Properties"] for p in resources_of_type(template, "AWS::IAM::Policy").values() if p["Properties"]["Roles"] == [{"Ref": role}]]
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    (listing,) = [s for s in statements if "s3:ListBucket" in json.dumps(s["Action"])]
+    assert listing["Action"] == "s3:ListBucket" and listing["Effect"] == "Allow"
+    (bucket,) = resources_of_type(template, "AWS::S3::Bucket")
+    assert listing["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["inputs/*", "outputs/*"]}}
 
 
 def test_vams_registration_registers_both_pipelines(template, variant_template):
@@ -213,8 +293,8 @@ def test_vams_registration_registers_both_pipelines(template, variant_template):
         for r in resources_of_type(template, "AWS::CloudFormation::CustomResource").values()
     }
     assert set(registrations) == {"isaaclab-training", "isaaclab-evaluation"}
-    assert registrations["isaaclab-training"]["taskTimeout"] == "28800"
-    assert registrations["isaaclab-evaluation"]["taskTimeout"] == "7200"
+    for properties in registrations.values():  # VAMS's maximum; heartbeat below it (see test_vams_contract.py)
+        assert (properties["taskTimeout"], properties["taskHeartbeatTimeout"]) == ("604800", "3600")
     for pipeline_id, properties in registrations.items():
         assert properties["waitForCallback"] == "Enabled"
         assert properties["workflowId"] == pipeline_id
@@ -235,5 +315,6 @@ def test_image_flavour_selects_the_dockerfile_and_passes_the_eula_acceptance(syn
     assert ngc["dockerFile"] == "container/Dockerfile"
     assert kitless["dockerBuildArgs"] == ngc["dockerBuildArgs"] == {"ACCEPT_NVIDIA_EULA": "true"}
     context = synthesized.outdir / kitless["directory"]
-    assert sorted(p.name for p in context.iterdir()) == ["container", "pyproject.toml", "workbench"]
+    assert sorted(p.name for p in context.iterdir()) == [".dockerignore", "container", "pyproject.toml", "workbench"]
+    assert (context / ".dockerignore").read_text() == (REPO / ".dockerignore").read_text()
     assert (context / "workbench" / "runner" / "__main__.py").is_file()

@@ -97,15 +97,17 @@ def evaluate_command(arguments: list[str]) -> list[str]:
 
 
 def job_environment(task: str, assets: str) -> dict[str, str]:
-    """Variables every job's child gets: the Warp and CUDA caches under the workbench home and the asset root.
+    """Variables every job's child gets: the Warp, CUDA and matplotlib caches under the workbench home and the
+    asset root.
 
     ``assets`` is ``offline`` (the local root, built if needed), ``nucleus`` or the path of a user-provided tree.
     """
-    warp_cache = paths.warp_cache_dir()
-    warp_cache.mkdir(parents=True, exist_ok=True)
-    cuda_cache = paths.cuda_cache_dir()
-    cuda_cache.mkdir(parents=True, exist_ok=True)
-    env = {"WARP_CACHE_PATH": str(warp_cache), "CUDA_CACHE_PATH": str(cuda_cache), "CUDA_CACHE_MAXSIZE": "4294967296"}
+    caches = {"WARP_CACHE_PATH": paths.warp_cache_dir(), "CUDA_CACHE_PATH": paths.cuda_cache_dir(),
+              "MPLCONFIGDIR": paths.matplotlib_config_dir()}
+    for directory in caches.values():
+        directory.mkdir(parents=True, exist_ok=True)
+    env = {name: str(directory) for name, directory in caches.items()}
+    env["CUDA_CACHE_MAXSIZE"] = "4294967296"
     if assets in ("nucleus", "offline"):
         env.update(asset_root_for(task, paths.assets_dir(), mode=assets))
     else:

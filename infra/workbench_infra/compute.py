@@ -123,7 +123,7 @@ class Compute(Construct):
         )
         self.job_queue = _queue(self, "JobQueue", self.compute_environment)
         self.placement_group = ec2.PlacementGroup(self, "MultiNodePlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER)
-        one_subnet = network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets[0]
+        one_subnet = network.vpc.select_subnets(subnet_type=network.compute_subnets.subnet_type).subnets[0]
         self.multi_node_compute_environment = environment(
             "MultiNodeGpuComputeEnvironment",
             vpc_subnets=ec2.SubnetSelection(subnets=[one_subnet]),
@@ -290,14 +290,7 @@ def _job_role(scope: Construct, storage: Storage, token_prefix: str) -> iam.Role
             resources=[bucket.arn_for_objects(OUTPUT_PREFIX + "*")],
         )
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            sid="ListPipelinePrefixes",
-            actions=["s3:ListBucket"],
-            resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [INPUT_PREFIX + "*", OUTPUT_PREFIX + "*"]}},
-        )
-    )
+    role.add_to_policy(storage.list_pipeline_prefixes("ListPipelinePrefixes"))
     role.add_to_policy(
         iam.PolicyStatement(
             sid="MountCheckpointFileSystem",

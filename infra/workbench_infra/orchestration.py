@@ -125,14 +125,7 @@ class Orchestration(Construct):
                 resources=[storage.bucket.arn_for_objects(INPUT_PREFIX + "*"), storage.bucket.arn_for_objects(OUTPUT_PREFIX + "*")],
             )
         )
-        self.prepare_function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="TellMissingFromForbidden",
-                actions=["s3:ListBucket"],
-                resources=[storage.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [INPUT_PREFIX + "*", OUTPUT_PREFIX + "*"]}},
-            )
-        )
+        self.prepare_function.add_to_role_policy(storage.list_pipeline_prefixes("TellMissingFromForbidden"))
         self.state_machine_logs = logs.LogGroup(
             self,
             "StateMachineLogs",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -70,4 +71,14 @@ class Storage(Construct):
             path="/workbench",
             create_acl=efs.Acl(owner_uid="1000", owner_gid="1000", permissions="755"),
             posix_user=efs.PosixUser(uid="1000", gid="1000"),
+        )
+
+    def list_pipeline_prefixes(self, sid: str) -> iam.PolicyStatement:
+        """``s3:ListBucket`` limited to the inputs/ and outputs/ prefixes: with it, S3 answers a missing object
+        there with 404 ("does not exist") instead of 403."""
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=["s3:ListBucket"],
+            resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [INPUT_PREFIX + "*", OUTPUT_PREFIX + "*"]}},
         )

@@ -134,6 +134,15 @@ def registrations(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+ISSUE_REGISTRATION = {
+    "pipelineId": "isaaclab-training", "pipelineDescription": "Isaac Lab RL training", "pipelineType": "standardFile",
+    "pipelineExecutionType": "Lambda", "assetType": ".all", "outputType": ".pt", "waitForCallback": "Enabled",
+    "lambdaName": "vamsExecuteIsaacLabWorkbench", "taskTimeout": "28800", "taskHeartbeatTimeout": "28800",
+    "inputParameters": "{}", "workflowId": "isaaclab-training", "workflowDescription": "Train a policy",
+}
+"""The registration as the issue found it (heartbeat timeout equal to the timeout), which VAMS refused."""
+
+
 def test_the_registered_properties_satisfy_every_vams_import_rule(template):
     for pipeline_id, properties in registrations(template).items():
         assert vams_import_problems(properties) == [], pipeline_id
@@ -143,12 +152,7 @@ def test_the_registered_properties_satisfy_every_vams_import_rule(template):
 
 def test_the_rules_refuse_what_vams_refused_before_the_fix():
     """The issue's values (heartbeat timeout equal to the timeout) fail the encoded rules with VAMS's message."""
-    properties = {
-        "pipelineId": "isaaclab-training", "pipelineDescription": "Isaac Lab RL training", "pipelineType": "standardFile",
-        "pipelineExecutionType": "Lambda", "assetType": ".all", "outputType": ".pt", "waitForCallback": "Enabled",
-        "lambdaName": "vamsExecuteIsaacLabWorkbench", "taskTimeout": "28800", "taskHeartbeatTimeout": "28800",
-        "inputParameters": "{}", "workflowId": "isaaclab-training", "workflowDescription": "Train a policy",
-    }
+    properties = dict(ISSUE_REGISTRATION)
     assert vams_import_problems(properties) == ["taskHeartbeatTimeout must be less than taskTimeout"]
     assert vams_import_problems({**properties, "taskTimeout": "604801", "taskHeartbeatTimeout": "3600"}) == [
         "taskTimeout cannot exceed 604800 seconds (1 week)"
@@ -259,12 +263,7 @@ def test_a_vams_refusal_fails_the_deployment_with_vams_message(answer, message):
 
 
 def test_the_issues_registration_fails_the_deployment_instead_of_succeeding_with_nothing_registered():
-    properties = {
-        "pipelineId": "isaaclab-training", "pipelineDescription": "Isaac Lab RL training", "pipelineType": "standardFile",
-        "pipelineExecutionType": "Lambda", "assetType": ".all", "outputType": ".pt", "waitForCallback": "Enabled",
-        "lambdaName": "vamsExecuteIsaacLabWorkbench", "taskTimeout": "28800", "taskHeartbeatTimeout": "28800",
-        "inputParameters": "{}", "workflowId": "isaaclab-training", "workflowDescription": "Train a policy",
-    }
+    properties = dict(ISSUE_REGISTRATION)
     with pytest.raises(registration.RegistrationError, match="taskHeartbeatTimeout must be less than taskTimeout"):
         registration.on_event(cfn_event("Create", properties), Recorder())
 

@@ -106,7 +106,7 @@ def report_failure(event: dict[str, Any], sfn_client: Any, ssm_client: Any = Non
             return "ignored: the job carries no task token"
         if token is None:
             break  # the parameters are gone: the execution ended
-        if token is not None and token not in tried:
+        if token not in tried:
             tried.add(token)
             try:
                 sfn_client.send_task_failure(taskToken=token, error=BATCH_JOB_FAILED, cause=failure_reason(detail)[:32768])

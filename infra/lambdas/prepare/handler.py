@@ -43,14 +43,14 @@ from typing import Any
 from workbench.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
 from workbench.spec import JobSpec, SpecError, is_job_id, parse_spec
 
+TOKEN_PARAMETER_VARIABLE = "WORKBENCH_TASK_TOKEN_PARAMETER"
 PER_JOB_ENVIRONMENT = (
     "WORKBENCH_JOB_ID",
     "WORKBENCH_JOB_SPEC",
     "WORKBENCH_OUTPUT_URI",
     "WORKBENCH_CHECKPOINT_DIR",
-    "WORKBENCH_TASK_TOKEN_PARAMETER",
+    TOKEN_PARAMETER_VARIABLE,
 )
-TOKEN_PARAMETER_VARIABLE = "WORKBENCH_TASK_TOKEN_PARAMETER"
 TOKEN_PARAMETER_SUFFIXES = {"start": "start-token", "run": "run-token", "caller": "caller-token"}
 """The job's token parameters, ``<prefix>/<job id>/<suffix>``; the runner and the Batch failure hook use the same."""
 JOB_NAME_PREFIX = "workbench-"
@@ -117,6 +117,7 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
         raise ValidationError("the job's inputs are not usable on AWS:\n" + "\n".join(f"  - {p}" for p in problems))
 
     output_uri = f"s3://{settings.bucket}/{OUTPUT_PREFIX}{job_id}"
+    token_parameters = _token_parameter_path(settings, job_id)
     multi_node = spec.num_nodes > 1
     notices = list(spec.notices)
     resume = spec.training.get("resumeFrom")
@@ -145,11 +146,9 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
             "WORKBENCH_JOB_SPEC": spec.to_json(indent=None),
             "WORKBENCH_OUTPUT_URI": output_uri,
             "WORKBENCH_CHECKPOINT_DIR": _checkpoint_dir(settings, job_id),
-            TOKEN_PARAMETER_VARIABLE: _token_parameter_path(settings, job_id),
+            TOKEN_PARAMETER_VARIABLE: token_parameters,
         },
-        "tokenParameters": {
-            role: f"{_token_parameter_path(settings, job_id)}/{suffix}" for role, suffix in TOKEN_PARAMETER_SUFFIXES.items()
-        },
+        "tokenParameters": {role: f"{token_parameters}/{suffix}" for role, suffix in TOKEN_PARAMETER_SUFFIXES.items()},
         "notices": notices,
     }
 

@@ -78,7 +78,7 @@ def run_one(name: str, cache: Path, **kwargs) -> RunTiming:
 
 
 def build_assets(rec: Recorder) -> None:
-    from workbench.runner.assets import build_offline_root
+    from workbench.runner.inputs.assets import build_offline_root
 
     t = time.monotonic()
     build_offline_root(HOME / "assets")

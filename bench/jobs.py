@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.watch import RunTiming, follow_lines, solved_threshold, watch
 from workbench.backends.local import LocalBackend
 from workbench.runner.commands import isaaclab_command, job_environment, resolve_device, train_arguments
-from workbench.spec import JobSpec, parse_spec
+from workbench.spec.document import JobSpec, parse_spec
 
 TASK = "Isaac-Cartpole-Direct"
 
@@ -75,7 +75,7 @@ def start_warm_process(home: Path, timeout_s: float = 300.0) -> float:
 
 
 def stop_warm_process(home: Path) -> None:
-    from workbench.runner import warmstart
+    from workbench.runner.warm import client as warmstart
 
     warmstart.stop(warmstart.Endpoint.for_home(home), wait_s=30)
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 INFRA_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec for the Lambda code
+sys.path[:0] = [str(INFRA_DIR), str(INFRA_DIR.parent)]  # workbench_infra, and workbench.spec.document for the Lambda code
 
 from workbench_infra.config import ConfigError, load_config  # stdlib only: a bad config fails before the CDK loads
 

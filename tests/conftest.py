@@ -40,7 +40,7 @@ def workbench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def warm_process(workbench_home: Path) -> Iterator[None]:
     """Jobs fork from a warm process, as users' jobs do by default: ``workbench warm start`` now (in the
     background, so the first jobs may still start fresh), ``workbench warm stop`` when the session ends."""
-    from workbench.runner import warmstart
+    from workbench.runner.warm import client as warmstart
 
     starting = subprocess.Popen([sys.executable, "-m", "workbench.cli", "warm", "start"], env=dict(os.environ),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from workbench.backends.local import LocalBackend, LocalJob
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 TASK = "Isaac-Cartpole-Direct"

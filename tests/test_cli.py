@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.helpers import run_cli
-from workbench import paths
+from workbench.spec import paths
 
 TRAIN_DOC = {"trainingConfig": {"mode": "train", "task": "Isaac-Cartpole-Direct-v0", "numEnvs": 4096,
                                 "maxIterations": 1500, "rlLibrary": "rsl_rl", "seed": 42}, "computeConfig": {"numNodes": 1}}

@@ -16,9 +16,9 @@ import pytest
 from trained_jobs import TASK, build_packages, example_packages, first_training, log_tail
 from workbench.backends.local import LocalBackend
 from workbench.errors import PackageError
-from workbench.runner.custom_env import install_custom_environment
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.runner.inputs.custom_env import install_custom_environment
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 OTHER_TASK = "Workbench-Other-Cartpole-Direct"
 LIBRARIES = ("rl_games", "rsl_rl", "skrl")

@@ -16,8 +16,8 @@ from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # 
 
 from workbench.backends.local import LocalBackend
 from workbench.errors import RunnerError
-from workbench.runner.episodes import COLUMNS, EpisodeCounter, episode_quotas
-from workbench.runner.video import clip_timing, encode_mp4, frames_for_length, require_viewer
+from workbench.runner.evaluation.episodes import COLUMNS, EpisodeCounter, episode_quotas
+from workbench.runner.evaluation.video import clip_timing, encode_mp4, frames_for_length, require_viewer
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 TASK = "Isaac-Cartpole-Direct"

@@ -10,11 +10,11 @@ import pytest
 import torch
 from evaluation_fixtures import backend, log_tail  # noqa: F401  (fixture)
 
-from workbench import paths
+from workbench.spec import paths
 from workbench.errors import PolicyError
-from workbench.runner.policy import check_sizes, inspect_checkpoint, newest_checkpoint, resolve_selector
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.runner.inputs.policy import check_sizes, inspect_checkpoint, newest_checkpoint, resolve_selector
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 TASK = "Isaac-Cartpole-Direct"
 

@@ -24,15 +24,15 @@ from trained_jobs import (
 )
 from workbench.backends.local import LocalBackend
 from workbench.errors import RunnerError
-from workbench.runner.resume import (
+from workbench.runner.inputs.resume import (
     ResumePoint,
     max_iterations_for,
     merge_metrics,
     resume_arguments,
     resume_checkpoint,
 )
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
-from workbench.runner import commands, outputs
-from workbench.runner.channels import FileChannel
-from workbench.runner.progress import ProgressParser
-from workbench.spec import parse_spec
-from workbench.status import JobState, JobStatus, Progress
+from workbench.outputs import export as outputs
+from workbench.runner import commands
+from workbench.transport.channels import FileChannel
+from workbench.outputs.progress import ProgressParser
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState, JobStatus, Progress
 
 RSL_RL_OUTPUT = """\
 ################################################################################

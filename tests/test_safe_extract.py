@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import PackageError
-from workbench.runner.safe_extract import Limits, check_archive, extract_archive
+from workbench.runner.inputs.safe_extract import Limits, check_archive, extract_archive
 
 CANARY_TEXT = "do not touch"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.spec import (
+from workbench.spec.document import (
     COMPUTE_DEFAULTS,
     EVALUATE_DEFAULTS,
     TRAIN_DEFAULTS,

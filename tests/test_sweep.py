@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from workbench.backends import get_backend
-from workbench.status import JobState
+from workbench.spec.status import JobState
 from workbench.sweep import (
     Budget,
     Choice,

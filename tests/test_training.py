@@ -15,8 +15,8 @@ import pytest
 from tests.helpers import TRAIN_ITERATIONS, job_id_from, run_cli
 from workbench.backends.local import LocalBackend, LocalJob
 from workbench.runner.process import group_alive
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_with_warm_start_off_the_child_is_a_fresh_process(monkeypatch: pytest.Mo
 
 def test_the_first_job_leaves_a_warm_process_for_the_next(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                           workbench_home: Path) -> None:
-    from workbench.runner import warmstart
+    from workbench.runner.warm import client as warmstart
 
     home = tmp_path / "home"
     (home / "cache").mkdir(parents=True)

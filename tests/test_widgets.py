@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from workbench.widgets import JobTable, SubmitForm, parse_overrides, save_upload, task_catalogue
-from workbench.paths import workbench_home
+from workbench.spec.paths import workbench_home
 
 
 def test_form_shows_each_problem_next_to_its_field_and_blocks_submit() -> None:

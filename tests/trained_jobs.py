@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench import paths
+from workbench.spec import paths
 from workbench.backends.local import LocalBackend, LocalJob
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "examples" / "custom_env" / "build.py"

@@ -18,8 +18,8 @@ from typing import Any
 from workbench.backends import backend_names, get_backend
 from workbench.backends.base import Job
 from workbench.errors import WorkbenchError
-from workbench.spec import FieldError, JobSpec, SpecError, is_job_id, parse_spec
-from workbench.status import JobState, JobStatus
+from workbench.spec.document import FieldError, JobSpec, SpecError, is_job_id, parse_spec
+from workbench.spec.status import JobState, JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_TASK = "Isaac-Cartpole-Direct"
@@ -261,12 +261,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from workbench.tasks import list_tasks
+    from workbench.spec.task_registry import list_tasks
 
     for task, libraries in list_tasks().items():
         print(f"{task:<70} {', '.join(libraries)}")
     if args.custom_env:
-        from workbench.runner.custom_env import list_package_tasks
+        from workbench.runner.inputs.custom_env import list_package_tasks
 
         for custom in list_package_tasks(args.custom_env):
             print(f"{custom.task_id:<70} {', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
@@ -274,8 +274,9 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _warm(args: argparse.Namespace) -> int:
-    from workbench import paths
-    from workbench.runner import commands, warmstart
+    from workbench.spec import paths
+    from workbench.runner import commands
+    from workbench.runner.warm import client as warmstart
 
     home = paths.workbench_home()
     endpoint = warmstart.Endpoint.for_home(home)

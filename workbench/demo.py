@@ -13,8 +13,8 @@ from workbench import results
 from workbench.backends import get_backend
 from workbench.backends.base import Job
 from workbench.cli import follow_job
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 
 def _run(job: Job, what: str) -> None:

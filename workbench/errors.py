@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workbench.status import JobStatus
+    from workbench.spec.status import JobStatus
 
 
 class WorkbenchError(Exception):

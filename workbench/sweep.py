@@ -47,11 +47,11 @@ import pandas as pd
 
 from workbench.backends import Backend, Job, backend_class, get_backend
 from workbench.errors import WorkbenchError
-from workbench.history import IterationHistory
-from workbench.paths import workbench_home
-from workbench.runner.channels import write_json_atomic
-from workbench.spec import COMPUTE_DEFAULTS, EVALUATE_DEFAULTS, TRAIN_DEFAULTS, JobSpec, SpecError, parse_spec
-from workbench.status import JobState, JobStatus
+from workbench.results.history import IterationHistory
+from workbench.spec.paths import workbench_home
+from workbench.transport.atomic import write_json_atomic
+from workbench.spec.document import COMPUTE_DEFAULTS, EVALUATE_DEFAULTS, TRAIN_DEFAULTS, JobSpec, SpecError, parse_spec
+from workbench.spec.status import JobState, JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """ipywidgets front end of the workbench: submit form, live job panel, job table, video player.
 
-- :class:`SubmitForm` builds a job spec from widgets, validates it with :func:`workbench.spec.parse_spec` on every
+- :class:`SubmitForm` builds a job spec from widgets, validates it with :func:`workbench.spec.document.parse_spec` on every
   change and shows each problem next to its field; Submit hands the spec to the chosen backend.
 - :class:`JobPanel` follows one job: state, progress bar, the streamed log, and reward / episode-length curves
   redrawn while the job trains (from the job's progress and, when present, its growing ``metrics.csv``).
@@ -30,11 +30,11 @@ import pandas as pd
 
 from workbench.backends import Backend, Job, backend_names, get_backend
 from workbench.errors import WorkbenchError
-from workbench.history import IterationHistory
-from workbench.paths import run_dir, workbench_home
-from workbench.spec import DEVICES, RL_LIBRARIES, FieldError, JobSpec, SpecError, parse_spec
-from workbench.status import JobState, JobStatus
-from workbench.task_catalogue import CORE_TASK_LIBRARIES
+from workbench.results.history import IterationHistory
+from workbench.spec.paths import run_dir, workbench_home
+from workbench.spec.document import DEVICES, RL_LIBRARIES, FieldError, JobSpec, SpecError, parse_spec
+from workbench.spec.status import JobState, JobStatus
+from workbench.spec.catalogue import CORE_TASK_LIBRARIES
 
 PACKAGE_ACCEPT = ".whl,.tar.gz,.tgz,.zip"
 LOG_LINES = 400
@@ -50,7 +50,7 @@ def task_catalogue(live: bool = False, pythonpath: Iterable[str] = ()) -> dict[s
     """
     catalogue = dict(CORE_TASK_LIBRARIES)
     if live:
-        from workbench.tasks import list_tasks
+        from workbench.spec.task_registry import list_tasks
 
         catalogue.update(list_tasks(list(pythonpath)))
     supported = {task: tuple(lib for lib in libs if lib in RL_LIBRARIES) for task, libs in catalogue.items()}

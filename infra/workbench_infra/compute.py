@@ -4,7 +4,7 @@ Two compute environments offer the configured ``instanceTypes``: single-node job
 compute subnet (any Availability Zone with capacity); multi-node jobs in one with a cluster placement group in
 a single subnet, so that all nodes of a job land in one Availability Zone, close together (NCCL traffic). Each has
 its own queue; the prepare Lambda picks the queue by node count. The job definitions' default resources are the
-size of a 1-GPU job on the smallest offered instance (``workbench.instance_types``); every submission overrides
+size of a 1-GPU job on the smallest offered instance (``workbench.spec.instance_types``); every submission overrides
 them with the job's own size.
 
 Both job definitions mount EFS at ``/mnt/efs`` and carry the runner's static environment (``JOB_ENVIRONMENT``);
@@ -27,7 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from workbench.instance_types import job_size
+from workbench.spec.instance_types import job_size
 from workbench_infra.config import PipelineConfig
 from workbench_infra.network import Network
 from workbench_infra.storage import EFS_MOUNT_PATH, INPUT_PREFIX, OUTPUT_PREFIX, WORKBENCH_HOME, Storage

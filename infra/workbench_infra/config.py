@@ -12,7 +12,7 @@ Keys (defaults in brackets):
   subnets need a NAT route (assets are downloaded at run time), isolated ones hold EFS.
 - ``existingBucketName`` [null]: use this bucket for inputs and outputs instead of creating one.
 - ``instanceTypes`` [every size of g6, g6e and g5]: the EC2 GPU instance types both compute environments offer;
-  each must be one of ``workbench.instance_types.INSTANCE_TYPES`` (its table sizes every job, see there).
+  each must be one of ``workbench.spec.instance_types.INSTANCE_TYPES`` (its table sizes every job, see there).
 - ``maxvCpus`` [256], ``logRetentionDays`` [30], ``entryFunctionName`` ["vamsExecuteIsaacLabWorkbench"]
   (VAMS only invokes functions whose names start with "vams").
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.instance_types import DEFAULT_INSTANCE_TYPES, INSTANCE_TYPES
+from workbench.spec.instance_types import DEFAULT_INSTANCE_TYPES, INSTANCE_TYPES
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = INFRA_DIR / "config.json"

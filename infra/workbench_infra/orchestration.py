@@ -3,11 +3,11 @@
 The internal state machine's input (the ``aws`` backend starts it directly; the entry Lambda does for VAMS)::
 
     {"jobId": "<job id, also the execution name>",
-     "inputParameters": {<job spec document, see workbench.spec>},
+     "inputParameters": {<job spec document, see workbench.spec.document>},
      "callerTaskToken": "<optional: a task token to report the job's end to>"}
 
 Flow: "Check the input" (jobId and inputParameters present) -> "Validate and prepare" (Lambda, the same
-``workbench.spec`` code; it also names the job's token parameters, ``$.prepared.tokenParameters``) -> with a
+``workbench.spec.document`` code; it also names the job's token parameters, ``$.prepared.tokenParameters``) -> with a
 caller's token, "Keep the caller's token" (``aws-sdk:ssm:putParameter``, SecureString) -> "How is the job
 submitted?" -> "Submit the Batch job" or "Submit the multi-node Batch job" (``aws-sdk:batch:submitJob``,
 request-response: no token in the job; its environment names the parameters, ``WORKBENCH_TASK_TOKEN_PARAMETER``)
@@ -19,7 +19,7 @@ the job's token parameters" -> success to the caller's token, if any. Output: ``
 Tokens. A waiting state is ``aws-sdk:ssm:putParameter.waitForTaskToken``: its ``$$.Task.Token`` goes only into
 the job's SecureString parameter (``<prefix>/<job id>/start-token`` or ``run-token``, prefix
 ``/<stack name>/jobs``), never into the Batch job, so ``batch:DescribeJobs`` shows no token. The runner
-(``workbench/runner/sfn_channel.py``) reads them with the job role's ``ssm:GetParameter`` on that prefix only.
+(``workbench/transport/sfn_channel.py``) reads them with the job role's ``ssm:GetParameter`` on that prefix only.
 
 Queue time does not count against the heartbeat. "Wait for the job to start" has no heartbeat and a
 ``QUEUE_CHECK_SECONDS`` (300 s) timeout: the runner's first act is SendTaskSuccess on the start token. On each
@@ -66,7 +66,8 @@ from workbench_infra.storage import CHECKPOINT_ROOT, INPUT_PREFIX, OUTPUT_PREFIX
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = INFRA_DIR.parent
-SPEC_MODULES = ("spec.py", "task_catalogue.py", "instance_types.py")
+SPEC_BUNDLE = ("spec", "errors.py")
+"""What the Lambdas that read specs bundle from ``workbench/``: the stdlib-only spec package and its errors."""
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 HEARTBEAT_SECONDS = 1800
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
@@ -82,7 +83,7 @@ EXECUTION_TIMEOUT = Duration.seconds(QUEUE_LIMIT_SECONDS + max(TIMEOUT_SECONDS.v
 
 
 def lambda_code(name: str, with_spec: bool = False) -> lambda_.Code:
-    """The asset of ``infra/lambdas/<name>``; ``with_spec`` adds the stdlib-only ``workbench.spec`` modules."""
+    """The asset of ``infra/lambdas/<name>``; ``with_spec`` adds the stdlib-only ``workbench.spec`` package."""
     root = Path(tempfile.mkdtemp(prefix=f"workbench-lambda-{name}-"))
     atexit.register(shutil.rmtree, root, True)
     shutil.copy2(LAMBDAS_DIR / name / "handler.py", root / "handler.py")
@@ -90,8 +91,12 @@ def lambda_code(name: str, with_spec: bool = False) -> lambda_.Code:
         package = root / "workbench"
         package.mkdir()
         (package / "__init__.py").write_text('"""The workbench job spec, bundled for the Lambda."""\n')
-        for module in SPEC_MODULES:
-            shutil.copy2(REPO_ROOT / "workbench" / module, package / module)
+        for entry in SPEC_BUNDLE:
+            source = REPO_ROOT / "workbench" / entry
+            if source.is_dir():
+                shutil.copytree(source, package / entry, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, package / entry)
     return lambda_.Code.from_asset(str(root))
 
 

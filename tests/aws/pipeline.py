@@ -36,7 +36,7 @@ CONFIG = {
         "enabled": True, "acceptNvidiaEula": True, "autoRegisterWithVAMS": False, "imageFlavour": "kitless",
     }}},
 }
-SOURCES = ("infra/workbench_infra", "infra/lambdas", "workbench/spec.py", "workbench/task_catalogue.py")
+SOURCES = ("infra/workbench_infra", "infra/lambdas", "workbench/spec/document.py", "workbench/spec/catalogue.py")
 
 
 @dataclass

@@ -23,8 +23,8 @@ import boto3
 import pytest
 
 from workbench.backends.aws import AwsBackend, AwsJob
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 3, "device": "cpu", "seed": 3}
@@ -294,7 +294,7 @@ def test_evaluation_with_a_policy_uploaded_from_a_local_file(jobs, backend):
 
 
 def _list(uri: str) -> list[tuple[str, int]]:
-    from workbench.runner.s3_storage import list_keys
+    from workbench.transport.s3 import list_keys
 
     return list_keys(uri)
 

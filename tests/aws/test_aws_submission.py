@@ -13,8 +13,8 @@ import pytest
 from workbench.backends.aws import AwsBackend, running_state, sagemaker_session
 from workbench.backends.aws_costs import PRICES_PER_HOUR, estimate
 from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError
-from workbench.spec import SpecError, parse_spec
-from workbench.status import JobState
+from workbench.spec.document import SpecError, parse_spec
+from workbench.spec.status import JobState
 
 TRAIN = {"trainingConfig": {"task": "Isaac-Cartpole-Direct", "numEnvs": 16, "maxIterations": 3, "device": "cpu"}}
 

@@ -18,8 +18,8 @@ import pytest
 from pipeline import container_properties
 
 from workbench.backends.aws import AwsBackend, AwsJob
-from workbench.spec import parse_spec
-from workbench.status import JobState
+from workbench.spec.document import parse_spec
+from workbench.spec.status import JobState
 
 pytestmark = pytest.mark.timeout(1800)
 """The image build (seconds when cached, ~20 min cold on this machine) happens in the first test's set-up."""

@@ -81,7 +81,7 @@ def test_standalone_use_needs_no_vams():
 
 
 def test_instance_types_default_to_every_size_of_g6_g6e_g5_and_are_validated():
-    from workbench.instance_types import INSTANCE_TYPES
+    from workbench.spec.instance_types import INSTANCE_TYPES
 
     default = parse_config(section()).instance_types
     assert default == tuple(INSTANCE_TYPES)

@@ -21,7 +21,7 @@ from infra_configs import BUCKET, REGION
 from workbench_infra.lambda_modules import load_lambda_module
 from workbench_infra.synth import definition_with, resources_of_type
 
-from workbench.spec import parse_spec
+from workbench.spec.document import parse_spec
 
 QUEUE = f"arn:aws:batch:{REGION}:123456789012:job-queue/workbench"
 SINGLE = f"arn:aws:batch:{REGION}:123456789012:job-definition/single:1"
@@ -228,7 +228,7 @@ def test_evaluation_gets_the_evaluation_timeout(template, aws, monkeypatch):
 
 
 def test_the_token_parameter_names_agree_across_prepare_the_runner_and_the_batch_failure_hook():
-    from workbench.runner import sfn_channel
+    from workbench.transport import sfn_channel
 
     prepare = load_lambda_module("prepare")
     batch_events = load_lambda_module("batch_events")

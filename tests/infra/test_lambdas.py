@@ -247,13 +247,16 @@ def test_entry_without_a_vams_execution_field_starts_a_new_job_every_time(sfn):
 
 
 def test_prepare_bundle_runs_the_spec_code_with_the_standard_library_only(synthesized):
-    """The deployed asset holds the handler and workbench.spec; it imports and validates without site-packages."""
+    """The deployed asset holds the handler and the workbench.spec package; it imports and validates without
+    site-packages."""
     functions = synthesized.template["Resources"]
     (code,) = [r["Properties"]["Code"] for k, r in functions.items() if "PrepareFunction" in k and r["Type"] == "AWS::Lambda::Function"]
     bundle = synthesized.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
-    assert sorted(p.name for p in (bundle / "workbench").glob("*.py")) == [
-        "__init__.py", "instance_types.py", "spec.py", "task_catalogue.py"
-    ]
+    assert sorted(p.name for p in (bundle / "workbench").glob("*.py")) == ["__init__.py", "errors.py"]
+    assert {"__init__.py", "document.py", "catalogue.py", "instance_types.py"} <= {
+        p.name for p in (bundle / "workbench" / "spec").glob("*.py")
+    }
+    assert not list(bundle.rglob("__pycache__"))
     script = (
         "import sys; sys.path.insert(0, '.')  # the Lambda task root\n"
         "import json, handler\n"
@@ -266,7 +269,7 @@ def test_prepare_bundle_runs_the_spec_code_with_the_standard_library_only(synthe
         [sys.executable, "-S", "-I", "-c", script], cwd=bundle, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == ["multi", 2, "workbench.spec"]
+    assert json.loads(done.stdout) == ["multi", 2, "workbench.spec.document"]
 
 
 PARAMETERS = "/WorkbenchTest/jobs/job-8"

@@ -48,7 +48,7 @@ def queue_of(template: dict[str, Any], environment: str) -> str:
 
 
 def test_compute_environments_offer_every_g6_g6e_g5_size_best_fit_progressive(template):
-    from workbench.instance_types import INSTANCE_TYPES
+    from workbench.spec.instance_types import INSTANCE_TYPES
 
     for name, resources in environments(template).items():
         assert resources["InstanceTypes"] == list(INSTANCE_TYPES), name

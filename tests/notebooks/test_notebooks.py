@@ -18,8 +18,8 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from workbench.backends import get_backend
-from workbench.paths import workbench_home
-from workbench.status import JobState
+from workbench.spec.paths import workbench_home
+from workbench.spec.status import JobState
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"

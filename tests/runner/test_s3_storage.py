@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from workbench.errors import RunnerError
-from workbench.runner.storage import fetch_input, open_storage
+from workbench.transport.storage import fetch_input, open_storage
 
 moto = pytest.importorskip("moto")
 
@@ -69,6 +69,6 @@ def test_a_missing_bucket_fails_the_upload_with_the_reason(s3, tmp_path):
 def test_importing_the_storage_registry_does_not_import_boto3():
     import subprocess
 
-    code = "import sys, workbench.runner.storage, workbench.runner.s3_storage; print('boto3' in sys.modules)"
+    code = "import sys, workbench.transport.storage, workbench.transport.s3; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

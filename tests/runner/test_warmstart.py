@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.runner import warmstart
+from workbench.runner.warm import client as warmstart
 from workbench.runner.process import group_alive
 
 REPO = Path(__file__).resolve().parents[2]

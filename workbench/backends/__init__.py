@@ -9,7 +9,7 @@ from typing import Any
 
 from workbench.backends.base import Backend, Job
 from workbench.errors import WorkbenchError
-from workbench.registry import Registry
+from workbench.spec.registry import Registry
 
 BACKENDS = Registry("backend", {
     "local": "workbench.backends.local:LocalBackend",

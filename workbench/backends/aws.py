@@ -31,14 +31,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from workbench import aws, paths
+from workbench.spec import paths
+from workbench.transport import aws_sdk as aws
 from workbench.backends.aws_costs import CostEstimate, actual_cost, estimate
 from workbench.backends.base import Backend, Job
 from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError, WorkbenchError
-from workbench.runner.progress import ProgressParser
-from workbench.runner.s3_storage import download_tree, list_keys, split_s3_uri
-from workbench.spec import FieldError, JobSpec, SpecError, is_job_id, parse_spec
-from workbench.status import JobState, JobStatus, Progress
+from workbench.outputs.progress import ProgressParser
+from workbench.transport.s3 import download_tree, list_keys, split_s3_uri
+from workbench.spec.document import FieldError, JobSpec, SpecError, is_job_id, parse_spec
+from workbench.spec.status import JobState, JobStatus, Progress
 
 DEFAULT_STACK = "IsaacLabWorkbench"
 INPUT_PREFIX = "inputs"
@@ -505,7 +506,7 @@ class AwsBackend(Backend):
     def _latest_checkpoint(self, job_id: str) -> str:
         """The newest checkpoint a previous AWS training job uploaded (numbers compared as numbers)."""
         prefix = f"s3://{self.config.bucket}/{OUTPUT_PREFIX}/{job_id}/checkpoints"
-        from workbench.runner.policy import checkpoint_number
+        from workbench.runner.inputs.policy import checkpoint_number
 
         found = [(checkpoint_number(Path(rel)) or -1, rel) for rel, _ in list_keys(prefix, self.client("s3"))
                  if rel.endswith((".pt", ".pth"))]

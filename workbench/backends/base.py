@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from workbench.errors import JobFailedError
-from workbench.spec import JobSpec
-from workbench.status import JobState, JobStatus
+from workbench.spec.document import JobSpec
+from workbench.spec.status import JobState, JobStatus
 
 
 class Job(abc.ABC):

@@ -17,15 +17,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from workbench import paths
+from workbench.spec import paths
 from workbench.backends.base import Backend, Job
 from workbench.errors import JobNotFoundError, WorkbenchError
-from workbench.runner import warmstart
-from workbench.runner.channels import write_json_atomic
+from workbench.runner.warm import client as warmstart
+from workbench.transport.atomic import write_json_atomic
 from workbench.runner.process import group_alive
-from workbench.settings import on_off_setting
-from workbench.spec import FieldError, JobSpec, SpecError
-from workbench.status import JobState, JobStatus
+from workbench.spec.settings import on_off_setting
+from workbench.spec.document import FieldError, JobSpec, SpecError
+from workbench.spec.status import JobState, JobStatus
 
 _RUNNERS: dict[str, subprocess.Popen] = {}
 """Runner processes started by this process, polled so that finished ones do not linger as zombies."""
@@ -148,7 +148,7 @@ class LocalBackend(Backend):
     """Runs jobs on this machine; ``max_concurrent`` jobs at a time, the rest wait queued (SUBMITTED).
 
     With ``warm_start`` (``WORKBENCH_WARM_START``, on by default) a job's child is forked from a resident process
-    that has Isaac Lab imported already (``workbench.runner.warm_server``); the first job starts that process.
+    that has Isaac Lab imported already (``workbench.runner.warm.server``); the first job starts that process.
     """
 
     name = "local"

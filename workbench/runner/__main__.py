@@ -12,12 +12,12 @@ import sys
 import uuid
 from pathlib import Path
 
-from workbench.runner import warmstart
-from workbench.runner.channels import open_channel
+from workbench.runner.warm import client as warmstart
+from workbench.transport.channels import open_channel
 from workbench.runner.job import JobRunner, RunnerSettings
-from workbench.runner.storage import open_storage
-from workbench.settings import on_off_setting
-from workbench.status import JobState
+from workbench.transport.storage import open_storage
+from workbench.spec.settings import on_off_setting
+from workbench.spec.status import JobState
 
 
 def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSettings:

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench import paths
-from workbench.runner.assets import asset_root_for
-from workbench.spec import JobSpec
+from workbench.spec import paths
+from workbench.runner.inputs.assets import asset_root_for
+from workbench.spec.document import JobSpec
 
 
 def resolve_device(requested: str) -> str:
@@ -92,8 +92,8 @@ def isaaclab_command(subcommand: str, arguments: list[str]) -> list[str]:
 
 
 def evaluate_command(arguments: list[str]) -> list[str]:
-    """Our bounded evaluation loop (``workbench.runner.evaluate``) with this interpreter."""
-    return [sys.executable, "-m", "workbench.runner.evaluate", *arguments]
+    """Our bounded evaluation loop (``workbench.runner.evaluation.loop``) with this interpreter."""
+    return [sys.executable, "-m", "workbench.runner.evaluation.loop", *arguments]
 
 
 def job_environment(task: str, assets: str) -> dict[str, str]:
@@ -138,7 +138,7 @@ def skrl_overrides(max_iterations: int, agent_cfg: Mapping[str, Any] | None) -> 
 
 
 def evaluate_arguments(spec: JobSpec, device: str, checkpoint: Path, output_dir: Path) -> list[str]:
-    """Arguments of ``python -m workbench.runner.evaluate`` for an evaluation spec."""
+    """Arguments of ``python -m workbench.runner.evaluation.loop`` for an evaluation spec."""
     training = spec.training
     args = [
         "--task", spec.task,

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from workbench import paths
+from workbench.spec import paths
 from workbench.errors import RunnerError
-from workbench.runner import commands, outputs, warmstart
-from workbench.runner.channels import Channel, write_json_atomic
-from workbench.runner.custom_env import CustomEnvironment, install_custom_environment
+from workbench.outputs import export as outputs
+from workbench.runner import commands
+from workbench.runner.warm import client as warmstart
+from workbench.transport.atomic import write_json_atomic
+from workbench.transport.channels import Channel
+from workbench.runner.inputs.custom_env import CustomEnvironment, install_custom_environment
 from workbench.runner.multinode import (
     WORKER_GRACE_S,
     DistributedLaunch,
@@ -33,8 +36,8 @@ from workbench.runner.multinode import (
     worker_end,
 )
 from workbench.runner.process import Child, ChildProcess, describe_exit
-from workbench.runner.progress import ProgressParser
-from workbench.runner.resume import (
+from workbench.outputs.progress import ProgressParser
+from workbench.runner.inputs.resume import (
     ResumePoint,
     max_iterations_for,
     merge_metrics,
@@ -42,10 +45,10 @@ from workbench.runner.resume import (
     resume_checkpoint,
 )
 from workbench.runner.slots import acquire_slot
-from workbench.runner.storage import Storage, fetch_input
-from workbench.spec import JobSpec, SpecError, parse_spec
-from workbench.status import JobState, JobStatus, Progress
-from workbench.tasks import probe_task
+from workbench.transport.storage import Storage, fetch_input
+from workbench.spec.document import JobSpec, SpecError, parse_spec
+from workbench.spec.status import JobState, JobStatus, Progress
+from workbench.spec.task_registry import probe_task
 
 log = logging.getLogger("workbench.runner")
 
@@ -242,7 +245,7 @@ class JobRunner:
         return info.agent_cfg
 
     def _policy_checkpoint(self, spec: JobSpec) -> Path:
-        from workbench.runner.policy import resolve_policy
+        from workbench.runner.inputs.policy import resolve_policy
 
         return resolve_policy(spec, self.work_dir / "inputs")
 

@@ -20,11 +20,11 @@ Output (the state machine keeps it at ``$.prepared``; every value the Batch ``Su
 No task token passes through here, and none reaches the container's environment (Batch DescribeJobs would show
 it): the state machine keeps each token in an SSM SecureString parameter named in ``tokenParameters`` (the
 caller's token, and the ``$$.Task.Token`` of the "wait for the job to start" and "run" states), and the runner
-reads them by the name ``WORKBENCH_TASK_TOKEN_PARAMETER`` gives (see ``workbench/runner/sfn_channel.py`` and
+reads them by the name ``WORKBENCH_TASK_TOKEN_PARAMETER`` gives (see ``workbench/transport/sfn_channel.py`` and
 ``infra/lambdas/batch_events``, which use the same suffixes, ``TOKEN_PARAMETER_SUFFIXES``). A bad job raises :class:`ValidationError` (the state machine's error name), whose message
 lists every problem. Settings come from the Lambda's environment (see :class:`Settings`).
 
-``resourceRequirements`` is one node's size (``workbench.instance_types``, bundled here): the job's GPU share of
+``resourceRequirements`` is one node's size (``workbench.spec.instance_types``, bundled here): the job's GPU share of
 ``computeConfig.instanceType`` (which must be one the stack offers) or, without one, of the smallest offered
 instance with ``gpusPerNode`` GPUs. A multi-node job goes to the multi-node queue (one Availability Zone, a
 cluster placement group), every other job to the single-node queue. A missing S3 input ("does not exist": the
@@ -40,8 +40,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
-from workbench.spec import JobSpec, SpecError, is_job_id, parse_spec
+from workbench.spec.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
+from workbench.spec.document import JobSpec, SpecError, is_job_id, parse_spec
 
 TOKEN_PARAMETER_VARIABLE = "WORKBENCH_TASK_TOKEN_PARAMETER"
 PER_JOB_ENVIRONMENT = (

@@ -1,6 +1,6 @@
 """Isaac Lab 3.0.0's registered task ids and the RL libraries each has agent configs for (stdlib only).
 
-Generated from `isaaclab list_envs` for isaaclab==3.0.0; ``workbench.tasks`` reads the live registry
+Generated from `isaaclab list_envs` for isaaclab==3.0.0; ``workbench.spec.task_registry`` reads the live registry
 (including custom packages) when Isaac Lab is installed. The spec uses this table to validate task ids anywhere,
 including where Isaac Lab is not installed (a Lambda, a notebook on a laptop).
 """

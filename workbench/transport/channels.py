@@ -9,14 +9,13 @@ names (AWS; or one token in ``WORKBENCH_TASK_TOKEN`` for a direct launch).
 from __future__ import annotations
 
 import abc
-import json
 import os
-import tempfile
 from pathlib import Path
 
 from workbench.errors import RunnerError
-from workbench.registry import Registry
-from workbench.status import JobStatus
+from workbench.spec.registry import Registry
+from workbench.spec.status import JobStatus
+from workbench.transport.atomic import write_json_atomic
 
 
 class Channel(abc.ABC):
@@ -49,8 +48,8 @@ class MultiChannel(Channel):
 
 
 CHANNELS = Registry("channel", {
-    "file": "workbench.runner.channels:FileChannel",
-    "sfn": "workbench.runner.sfn_channel:StepFunctionsChannel",
+    "file": "workbench.transport.channels:FileChannel",
+    "sfn": "workbench.transport.sfn_channel:StepFunctionsChannel",
 })
 
 
@@ -64,23 +63,3 @@ def open_channel(uri: str) -> Channel:
         raise RunnerError(f"unknown channel {uri!r}; use file:///path/status.json or sfn:")
     channel_class = CHANNELS.load(scheme)
     return channel_class(rest.removeprefix("//")) if scheme == "file" else channel_class()
-
-
-def write_json_atomic(path: Path, document: object) -> None:
-    """Write JSON to ``path`` atomically (never a half-written file)."""
-    write_text_atomic(path, json.dumps(document, indent=2))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from workbench.backends import Job
 from workbench.errors import WorkbenchError
-from workbench.runner.progress import ProgressParser
-from workbench.status import Progress
+from workbench.outputs.progress import ProgressParser
+from workbench.spec.status import Progress
 
 
 class IterationHistory:

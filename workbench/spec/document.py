@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workbench.task_catalogue import CORE_TASK_LIBRARIES, CORE_TASKS
+from workbench.spec.catalogue import CORE_TASK_LIBRARIES, CORE_TASKS
 
 MODES = ("train", "evaluate")
 RL_LIBRARIES = ("rsl_rl", "rl_games", "skrl")

@@ -1,6 +1,6 @@
 """The task catalogue: Isaac Lab's registry plus tasks from custom packages.
 
-Isaac Lab is imported in a subprocess (``python -m workbench.tasks``) with the job's own ``PYTHONPATH``, so a
+Isaac Lab is imported in a subprocess (``python -m workbench.spec.task_registry``) with the job's own ``PYTHONPATH``, so a
 job-private custom package never leaks into the caller, and callers without Isaac Lab still work.
 """
 
@@ -50,7 +50,7 @@ def _run(args: list[str], pythonpath: Sequence[str]) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*pythonpath, *filter(None, [env.get("PYTHONPATH", "")])])
     proc = subprocess.run(
-        [sys.executable, "-m", "workbench.tasks", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "workbench.spec.task_registry", *args], capture_output=True, text=True, env=env, timeout=300
     )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
@@ -76,7 +76,7 @@ def _libraries(kwargs: dict[str, Any]) -> list[str]:
 
 
 def _main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m workbench.tasks")
+    parser = argparse.ArgumentParser(prog="python -m workbench.spec.task_registry")
     sub = parser.add_subparsers(dest="command", required=True)
     probe = sub.add_parser("probe")
     probe.add_argument("task")

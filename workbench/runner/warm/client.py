@@ -1,7 +1,7 @@
 """Warm start, the runner's side: fork a job's child from the warm process, and start, ask and stop that process.
 
 A fresh ``python -m isaaclab train`` spends most of a warm start importing (about 9 s of 15 on an H100). The warm
-process (``workbench.runner.warm_server``) imports those modules once and serves requests on a Unix socket
+process (``workbench.runner.warm.server``) imports those modules once and serves requests on a Unix socket
 (``/tmp/workbench-<uid>/``, one per workbench home and interpreter). A request carries a ``python -m MODULE ARGS``
 command, its working directory and environment, and the write end of the job's output pipe; the answer is the
 forked child's pid and, on the same connection, later its exit code. A job whose import-time environment (asset
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.runner.process import ForkedChild
-from workbench.settings import seconds_setting
+from workbench.spec.settings import seconds_setting
 
 IMPORT_TIME_PREFIXES = ("ISAAC", "NEWTON", "OMNI", "WARP_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "OMP_", "MKL_",
                         "KMP_", "HYDRA", "LD_", "PYTHON")
@@ -185,7 +185,7 @@ def start(endpoint: Endpoint, env: Mapping[str, str], idle_s: float,
             return None
         time.sleep(0.2)
     endpoint.log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "workbench.runner.warm_server", "--socket", str(endpoint.socket_path),
+    command = [sys.executable, "-m", "workbench.runner.warm.server", "--socket", str(endpoint.socket_path),
                "--lock", str(endpoint.lock_path), "--idle", f"{idle_s:g}"]
     if preload is not None:
         command += ["--preload", ",".join(preload)]

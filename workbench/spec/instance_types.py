@@ -2,7 +2,7 @@
 
 The one owner of these numbers: the infra config validates ``instanceTypes`` against :data:`INSTANCE_TYPES`, the
 compute environments offer the configured types, the job definitions default to :func:`job_size` of the smallest,
-and the prepare Lambda (which bundles this module with ``workbench.spec``; standard library only) sizes each job.
+and the prepare Lambda (which bundles this module with ``workbench.spec.document``; standard library only) sizes each job.
 
 Sizing rule, for a job with ``gpus`` GPUs per node on an instance with ``G`` GPUs, ``V`` vCPUs and ``M`` MiB:
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import PolicyError, RunnerError
-from workbench.paths import run_dir
-from workbench.runner.storage import fetch_input
-from workbench.spec import JobSpec, is_job_id
+from workbench.spec.paths import run_dir
+from workbench.transport.storage import fetch_input
+from workbench.spec.document import JobSpec, is_job_id
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 LIBRARY_KEYS: dict[str, tuple[str, ...]] = {

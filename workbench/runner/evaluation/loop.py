@@ -1,11 +1,11 @@
-"""Bounded, seeded evaluation of a trained policy: ``python -m workbench.runner.evaluate ...``.
+"""Bounded, seeded evaluation of a trained policy: ``python -m workbench.runner.evaluation.loop ...``.
 
 Isaac Lab's ``play`` never stops on its own and prints no metrics, so the runner launches this program for
 ``mode == "evaluate"``. It builds the task's environment the way ``isaaclab play`` does (Isaac Lab's own config
 resolution, launcher and library wrappers), loads the policy with its library, and steps ``--num-envs``
 environments until exactly ``--num-episodes`` episodes are counted, each cut at ``--steps-per-episode`` steps.
 
-Which episodes count is fixed up front (see :mod:`workbench.runner.episodes`): environment 0 counts the recorded
+Which episodes count is fixed up front (see :mod:`workbench.runner.evaluation.episodes`): environment 0 counts the recorded
 episodes, the others share the rest round-robin, and no more environments are simulated than there are episodes to
 count. Actions are the policies' deterministic (mean) actions; the same seed gives the same episodes.
 
@@ -33,8 +33,8 @@ from typing import Any
 import gymnasium as gym
 
 from workbench.errors import PolicyError, RunnerError
-from workbench.runner.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
-from workbench.runner.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
+from workbench.runner.evaluation.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
+from workbench.runner.inputs.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
 DEFAULT_SEED = 42
 AGENT_ENTRY_POINTS = {
@@ -52,7 +52,7 @@ class EvaluationError(RunnerError):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workbench.runner.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workbench.runner.evaluation.loop", description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True)
     parser.add_argument("--rl-library", required=True, choices=sorted(AGENT_ENTRY_POINTS))
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or directory, s3:// URI, or a job id")
@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
     if env_cfg.episode_length_s > (args.steps_per_episode - 0.5) * step_dt:
         env_cfg.episode_length_s = (args.steps_per_episode - 0.5) * step_dt
     if args.record_video:
-        from workbench.runner.video import require_viewer, viewer_cfg
+        from workbench.runner.evaluation.video import require_viewer, viewer_cfg
 
         require_viewer()
         env_cfg.sim.visualizer_cfgs = [viewer_cfg(args.video_width, args.video_height)]
@@ -275,7 +275,7 @@ class _Clips:
         self.written: list[str] = []
         self.clip_seconds = 0.0
         if episodes:
-            from workbench.runner.video import ClipRecorder
+            from workbench.runner.evaluation.video import ClipRecorder
 
             self.recorder = ClipRecorder(env, args.video_width, args.video_height, args.output_dir / "videos")
 

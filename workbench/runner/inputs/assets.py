@@ -62,7 +62,7 @@ def build_offline_root(root: Path) -> Path:
     try:
         _write_cartpole(staging / CARTPOLE)
         _write_ground_plane(staging / GROUND_PLANE)
-        (staging / BUILD_MARKER).write_text("built by workbench.runner.assets\n")
+        (staging / BUILD_MARKER).write_text("built by workbench.runner.inputs.assets\n")
         root.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(staging, root)

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from workbench import paths
+from workbench.spec import paths
 from workbench.errors import RunnerError
-from workbench.runner import outputs
-from workbench.runner.storage import fetch_input
-from workbench.spec import is_job_id
+from workbench.outputs import export as outputs
+from workbench.transport.storage import fetch_input
+from workbench.spec.document import is_job_id
 
 log = logging.getLogger(__name__)
 

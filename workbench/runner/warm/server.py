@@ -1,6 +1,6 @@
 """The warm process: imports torch, Isaac Lab and Newton once, then forks each local job's child on request.
 
-``python -m workbench.runner.warm_server`` (started by ``warmstart.start``) serves one Unix socket. For each
+``python -m workbench.runner.warm.server`` (started by ``warmstart.start``) serves one Unix socket. For each
 request the server forks; the child leads its own session, points stdin at /dev/null and stdout/stderr at the
 job's pipe, takes the job's environment and working directory, runs the module as ``__main__`` and ends the way a
 fresh interpreter would. The server reports the child's exit code on the request's connection; when that
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from workbench.runner.warmstart import (
+from workbench.runner.warm.client import (
     DEFAULT_IDLE_S,
     MESSAGE_BYTES,
     Endpoint,
@@ -44,7 +44,7 @@ from workbench.runner.warmstart import (
 PRELOAD = (
     "torch", "tensordict", "gymnasium", "hydra", "warp", "newton", "mujoco_warp", "isaaclab.cli", "isaaclab.envs",
     "isaaclab_newton.physics", "isaaclab_tasks", "isaaclab_rl.rsl_rl", "rsl_rl.runners", "isaaclab_rl.rl_games",
-    "workbench.runner.evaluate",
+    "workbench.runner.evaluation.loop",
 )
 """What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp. Not rl_games' runner:
 it asks torch whether CUDA is available, after which torch refuses CUDA in forked children."""
@@ -304,7 +304,7 @@ def _forked_child_refuses_cuda() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.runner.warm_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m workbench.runner.warm.server", description=__doc__)
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--lock", type=Path, required=True)
     parser.add_argument("--idle", type=float, default=DEFAULT_IDLE_S, help="exit after this many seconds without a job")

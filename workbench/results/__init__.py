@@ -27,9 +27,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.backends.base import Job
-from workbench.paths import run_dir
-from workbench.spec import is_job_id
-from workbench.status import JobStatus
+from workbench.spec.paths import run_dir
+from workbench.spec.document import is_job_id
+from workbench.spec.status import JobStatus
 
 JobLike = Union[Job, str, Path]
 

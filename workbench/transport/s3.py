@@ -1,6 +1,6 @@
 """S3 as the job's storage: the output layout goes under ``s3://bucket/<prefix>/<job-id>/``, inputs come from S3.
 
-boto3 is imported lazily (see :mod:`workbench.aws`), so local jobs never load it.
+boto3 is imported lazily (see :mod:`workbench.transport.aws_sdk`), so local jobs never load it.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import mimetypes
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench import aws
+from workbench.transport import aws_sdk as aws
 from workbench.errors import RunnerError
-from workbench.runner.storage import Storage
+from workbench.transport.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class S3Storage(Storage):
     """Uploads the output layout under an S3 prefix, keeping relative paths."""
 
     def __init__(self, uri: str, client: Any = None) -> None:
+        self.source = uri
         self.bucket, self.prefix = split_s3_uri(uri)
         self.uri = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self._client = client
@@ -61,6 +62,9 @@ class S3Storage(Storage):
                 raise RunnerError(f"could not upload {relative} to {self.uri}: {aws.error_message(exc)}") from exc
             total += path.stat().st_size
         log.info("uploaded %d files (%.1f MB) to %s", len(files), total / 1e6, self.uri)
+
+    def fetch(self, dest_dir: Path) -> Path:
+        return download(self.source, dest_dir, self._client)
 
 
 def download(uri: str, dest_dir: Path, client: Any = None) -> Path:

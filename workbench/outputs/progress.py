@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from workbench.status import Progress
+from workbench.spec.status import Progress
 
 PROGRESS_PREFIX = "WORKBENCH_PROGRESS "
 ERROR_PREFIX = "WORKBENCH_ERROR "

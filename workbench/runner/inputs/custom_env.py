@@ -1,7 +1,7 @@
 """Custom Isaac Lab task packages: install one into a job-private directory and find the tasks it registers.
 
 A package is a wheel (``.whl``), an sdist or source tree (``.tar.gz``/``.tgz``) or a zipped source tree (``.zip``).
-Archives are unpacked with :mod:`workbench.runner.safe_extract` into ``<job>/custom-env/source``, built into a
+Archives are unpacked with :mod:`workbench.runner.inputs.safe_extract` into ``<job>/custom-env/source``, built into a
 wheel with ``pip wheel --no-deps --no-build-isolation --no-index`` (offline, with the build backend of the
 workbench's own environment) and installed with ``pip install --no-deps --no-index --target
 <job>/custom-env/site``. Nothing goes into the shared environment: the job's child process gets the site
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import PackageError
-from workbench.runner.safe_extract import Limits, archive_kind, check_archive, extract_archive
-from workbench.runner.storage import fetch_input
-from workbench.task_catalogue import CORE_TASKS
+from workbench.runner.inputs.safe_extract import Limits, archive_kind, check_archive, extract_archive
+from workbench.transport.storage import fetch_input
+from workbench.spec.catalogue import CORE_TASKS
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from workbench.runner.channels import write_text_atomic
-from workbench.status import Progress
+from workbench.transport.atomic import write_text_atomic
+from workbench.spec.status import Progress
 
 REWARD_TAGS = ("Train/mean_reward", "rewards/step", "Reward / Total reward (mean)")
 EPISODE_LENGTH_TAGS = ("Train/mean_episode_length", "episode_lengths/step", "Episode / Total timesteps (mean)")

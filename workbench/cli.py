@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -266,7 +265,7 @@ def _tasks(args: argparse.Namespace) -> int:
     for task, libraries in list_tasks().items():
         print(f"{task:<70} {', '.join(libraries)}")
     if args.custom_env:
-        from workbench.runner.inputs.custom_env import list_package_tasks
+        from workbench.backends.local import list_package_tasks
 
         for custom in list_package_tasks(args.custom_env):
             print(f"{custom.task_id:<70} {', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
@@ -274,27 +273,21 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _warm(args: argparse.Namespace) -> int:
-    from workbench.spec import paths
-    from workbench.runner import commands
-    from workbench.runner.warm import client as warmstart
+    from workbench.backends.local import WarmProcess
 
-    home = paths.workbench_home()
-    endpoint = warmstart.Endpoint.for_home(home)
+    warm = WarmProcess()
     if args.action == "status":
-        answer = warmstart.status(endpoint)
-        print(json.dumps(answer, indent=2) if answer else f"no warm process serves {home}")
+        answer = warm.status()
+        print(json.dumps(answer, indent=2) if answer else f"no warm process serves {warm.home}")
         return EXIT_OK
     if args.action == "stop":
-        answer = warmstart.stop(endpoint)
+        answer = warm.stop()
         print(f"the warm process stops once its {len(answer['jobs'])} running job(s) end" if answer
-              else f"no warm process serves {home}")
+              else f"no warm process serves {warm.home}")
         return EXIT_OK
-    extra = commands.job_environment(DEFAULT_TASK, os.environ.get("WORKBENCH_ASSETS", "offline"))
-    env = commands.child_environment({**os.environ, "WORKBENCH_HOME": str(home)}, extra, [])
-    process = warmstart.start(endpoint, env, warmstart.idle_setting())
-    answer = warmstart.wait_ready(endpoint, args.timeout, process)
+    answer = warm.start(args.timeout)
     if answer is None:
-        print(f"error: the warm process did not become ready; see {endpoint.log_path}", file=sys.stderr)
+        print(f"error: the warm process did not become ready; see {warm.endpoint.log_path}", file=sys.stderr)
         return EXIT_FAILED
     print(f"warm process ready (pid {answer['pid']}, imports took {answer['ready_s']} s); "
           f"it exits after {answer['idle_s']:g} s without a job")

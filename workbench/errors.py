@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from workbench.spec.document import FieldError
     from workbench.spec.status import JobStatus
 
 
 class WorkbenchError(Exception):
     """Base class of the workbench's own errors."""
+
+
+class SpecError(WorkbenchError, ValueError):
+    """The document is not a valid job spec; ``errors`` lists every problem found, each with its field's path."""
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"invalid job spec ({len(self.errors)} problem(s)):\n{lines}")
 
 
 class JobNotFoundError(WorkbenchError):
@@ -38,6 +49,18 @@ class PolicyError(RunnerError):
 
 class PackageError(RunnerError):
     """A custom environment package is unsafe, corrupt or failed to install."""
+
+
+class ResumeError(RunnerError):
+    """The checkpoint to resume from cannot be found, read or used with this job."""
+
+
+class EvaluationError(RunnerError):
+    """The evaluation cannot go on; the message is the reason."""
+
+
+class SweepError(WorkbenchError):
+    """The sweep cannot be set up or continued; the message says why."""
 
 
 class BudgetExceededError(WorkbenchError):

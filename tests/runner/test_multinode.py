@@ -11,12 +11,12 @@ from workbench.runner.multinode import (
     distributed_command,
     distributed_env,
     distributed_launch,
-    is_main_node,
     master_port,
     node_context_from_env,
     shared_run_timestamp,
     worker_script,
 )
+from workbench.spec.settings import is_main_node
 
 TRAIN = ["isaaclab", "train", "--rl_library", "rsl_rl", "--task", "Isaac-Ant", "--num_envs", "4096", "agent.device=cuda:0"]
 

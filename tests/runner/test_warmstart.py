@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.runner.warm import client as warmstart
 from workbench.runner.process import group_alive
+from workbench.runner.warm import client as warmstart
 
 REPO = Path(__file__).resolve().parents[2]
 PRELOAD = ["email.mime.text"]

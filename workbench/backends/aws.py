@@ -28,18 +28,19 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench.spec import paths
-from workbench.transport import aws_sdk as aws
 from workbench.backends.aws_costs import CostEstimate, actual_cost, estimate
-from workbench.backends.base import Backend, Job
+from workbench.backends.base import Backend, Job, LogReader
 from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError, WorkbenchError
+from workbench.outputs.checkpoints import newest_of
 from workbench.outputs.progress import ProgressParser
-from workbench.transport.s3 import download_tree, list_keys, split_s3_uri
-from workbench.spec.document import FieldError, JobSpec, SpecError, is_job_id, parse_spec
+from workbench.spec import paths
+from workbench.spec.document import JobSpec, is_job_id, parse_spec
 from workbench.spec.status import JobState, JobStatus, Progress
+from workbench.transport import aws_sdk as aws
+from workbench.transport.s3 import download_tree, list_keys, split_s3_uri
 
 DEFAULT_STACK = "IsaacLabWorkbench"
 INPUT_PREFIX = "inputs"
@@ -108,6 +109,21 @@ class AwsConfig:
     @property
     def execution_prefix(self) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+
+
+class CloudWatchLogReader(LogReader):
+    """Reads the job's CloudWatch stream(s) on from each stream's forward token; a multi-node job's lines are
+    prefixed with their node."""
+
+    def __init__(self, job: AwsJob) -> None:
+        self.job = job
+        self.cursors: dict[str, str] = {}
+        self.batch: list[dict] = []
+
+    def read(self) -> list[str]:
+        self.batch = self.job._batch_jobs()
+        return [f"{label}{message}" for label, stream in self.job._log_streams(self.batch)
+                for _, message in self.job._read_stream(stream, self.cursors)]
 
 
 class AwsJob(Job):
@@ -192,27 +208,25 @@ class AwsJob(Job):
     # ---------------------------------------------------------------- logs
 
     def logs(self, follow: bool = False, poll_interval: float = 0.5) -> Iterator[str]:
-        cursors: dict[str, str] = {}
+        reader = self.log_reader()
         delay = poll_interval
         ended_at: float | None = None
         while True:
-            batch = self._batch_jobs()
-            streams = self._log_streams(batch)
-            got = False
-            for label, stream in streams:
-                for _, message in self._read_stream(stream, cursors):
-                    got = True
-                    yield f"{label}{message}" if label else message
+            lines = reader.read()
+            yield from lines
             if not follow:
                 return
             if ended_at is None and self.status().state.is_terminal:
                 ended_at = time.monotonic()
             elif ended_at is not None:
-                batch_done = all(job["status"] in ("SUCCEEDED", "FAILED") for job in batch)
-                if not got and (batch_done or time.monotonic() - ended_at > 30):
+                batch_done = all(job["status"] in ("SUCCEEDED", "FAILED") for job in reader.batch)
+                if not lines and (batch_done or time.monotonic() - ended_at > 30):
                     return
-            delay = poll_interval if got else min(delay * 2, 5.0)
+            delay = poll_interval if lines else min(delay * 2, 5.0)
             time.sleep(delay)
+
+    def log_reader(self) -> CloudWatchLogReader:
+        return CloudWatchLogReader(self)
 
     def _read_stream(self, stream: str, cursors: dict[str, str]) -> Iterator[tuple[int, str]]:
         """New events of one stream after the cursor, following forward tokens to the end."""
@@ -260,7 +274,7 @@ class AwsJob(Job):
     def _read_progress(self, batch: list[dict]) -> None:
         """Feed new log lines to the runner's progress parser (and remember the runner's failure line)."""
         if self._parser is None:
-            self._parser = ProgressParser(self._rl_library())
+            self._parser = ProgressParser(self.spec().rl_library)
         for _, stream in self._log_streams(batch)[:1]:
             for timestamp, message in self._read_stream(stream, self._progress_cursor):
                 self._last_log_at = timestamp / 1000
@@ -322,30 +336,21 @@ class AwsJob(Job):
         if not batch:
             return None
         job = batch[0]
-        spec = self.spec()
-        instance = self.backend.instance_type_of(job) or (self.backend.estimate(spec).instance_type if spec else "")
+        instance = self.backend.instance_type_of(job) or self.backend.estimate(self.spec()).instance_type
         nodes = (job.get("nodeProperties") or {}).get("numNodes", 1)
         return actual_cost(instance, nodes, job.get("startedAt"), job.get("stoppedAt"), int(time.time() * 1000))
 
     # ---------------------------------------------------------------- helpers
 
-    def spec(self) -> JobSpec | None:
-        document = (self._input() or {}).get("inputParameters")
-        try:
-            return parse_spec(document) if document else None
-        except SpecError:
-            return None
-
-    def _rl_library(self) -> str:
-        spec = self.spec()
-        return spec.rl_library if spec else "rsl_rl"
-
     @cached_property
-    def _input_doc(self) -> dict:
-        return json.loads(self._describe_execution().get("input") or "{}")
+    def _spec(self) -> JobSpec:
+        document = json.loads(self._describe_execution().get("input") or "{}").get("inputParameters")
+        if not document:
+            raise WorkbenchError(f"the execution of AWS job {self.job_id} has no inputParameters")
+        return parse_spec(document)
 
-    def _input(self) -> dict:
-        return self._input_doc
+    def spec(self) -> JobSpec:
+        return self._spec
 
     def _describe_execution(self) -> dict:
         try:
@@ -452,9 +457,6 @@ class AwsBackend(Backend):
         return estimate(spec, self.expected_duration_s)
 
     def submit(self, spec: JobSpec, budget: float | None = None) -> AwsJob:
-        if spec.mode == "evaluate" and not (spec.training["policy"] or spec.training["policyS3Uri"]):
-            raise SpecError([FieldError("trainingConfig.policy", "evaluation needs a policy: a job id, a checkpoint "
-                                        "path or file:// URI (policy) or an s3:// URI (policyS3Uri)")])
         cost = self.estimate(spec)
         limit = budget if budget is not None else self.budget
         if limit is not None and cost.usd > limit:
@@ -506,13 +508,10 @@ class AwsBackend(Backend):
     def _latest_checkpoint(self, job_id: str) -> str:
         """The newest checkpoint a previous AWS training job uploaded (numbers compared as numbers)."""
         prefix = f"s3://{self.config.bucket}/{OUTPUT_PREFIX}/{job_id}/checkpoints"
-        from workbench.runner.inputs.policy import checkpoint_number
-
-        found = [(checkpoint_number(Path(rel)) or -1, rel) for rel, _ in list_keys(prefix, self.client("s3"))
-                 if rel.endswith((".pt", ".pth"))]
-        if not found:
+        newest = newest_of(PurePosixPath(rel) for rel, _ in list_keys(prefix, self.client("s3")))
+        if newest is None:
             raise WorkbenchError(f"AWS job {job_id} uploaded no checkpoints under {prefix}/")
-        return f"{prefix}/{max(found)[1]}"
+        return f"{prefix}/{newest}"
 
     def job(self, job_id: str) -> AwsJob:
         job = AwsJob(self, job_id)

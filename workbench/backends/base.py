@@ -12,11 +12,24 @@ from workbench.spec.document import JobSpec
 from workbench.spec.status import JobState, JobStatus
 
 
+class LogReader(abc.ABC):
+    """Reads a job's log incrementally: each ``read()`` returns only the complete lines written since the last one,
+    so a poller (curves, pruning) never re-reads the whole log (on AWS the whole CloudWatch stream)."""
+
+    @abc.abstractmethod
+    def read(self) -> list[str]:
+        """The new complete lines, oldest first."""
+
+
 class Job(abc.ABC):
     """A submitted job, on whichever backend runs it."""
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
+
+    @abc.abstractmethod
+    def spec(self) -> JobSpec:
+        """The job's validated spec, as it was submitted (raises a WorkbenchError where it cannot be read)."""
 
     @abc.abstractmethod
     def status(self) -> JobStatus:
@@ -25,6 +38,10 @@ class Job(abc.ABC):
     @abc.abstractmethod
     def logs(self, follow: bool = False, poll_interval: float = 0.5) -> Iterator[str]:
         """The job log line by line; with ``follow`` it keeps yielding until the job ends."""
+
+    @abc.abstractmethod
+    def log_reader(self) -> LogReader:
+        """A new reader of the job's log, starting at its beginning."""
 
     @abc.abstractmethod
     def outputs(self) -> Path:

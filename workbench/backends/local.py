@@ -17,18 +17,42 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from workbench.spec import paths
-from workbench.backends.base import Backend, Job
+from workbench.backends.base import Backend, Job, LogReader
 from workbench.errors import JobNotFoundError, WorkbenchError
-from workbench.runner.warm import client as warmstart
-from workbench.transport.atomic import write_json_atomic
+from workbench.runner import commands
+from workbench.runner.inputs.custom_env import list_package_tasks
 from workbench.runner.process import group_alive
+from workbench.runner.warm import client as warmstart
+from workbench.spec import paths
+from workbench.spec import settings as defaults
+from workbench.spec.document import DEFAULT_TASK, JobSpec, parse_spec
 from workbench.spec.settings import on_off_setting
-from workbench.spec.document import FieldError, JobSpec, SpecError
 from workbench.spec.status import JobState, JobStatus
+from workbench.transport.atomic import write_json_atomic
 
+SPEC_FILE = "spec.json"
+STATUS_FILE = "status.json"
 _RUNNERS: dict[str, subprocess.Popen] = {}
 """Runner processes started by this process, polled so that finished ones do not linger as zombies."""
+
+
+class FileLogReader(LogReader):
+    """Reads a log file from where the last read stopped; ``pending`` is the last line while it has no newline."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position = 0
+        self.pending = ""
+
+    def read(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self.path.open("r", encoding="utf-8", errors="replace") as handle:
+            handle.seek(self.position)
+            self.pending += handle.read()
+            self.position = handle.tell()
+        *lines, self.pending = self.pending.split("\n")
+        return lines
 
 
 class LocalJob(Job):
@@ -42,14 +66,18 @@ class LocalJob(Job):
 
     @property
     def status_path(self) -> Path:
-        return self.run_dir / "status.json"
+        return self.run_dir / STATUS_FILE
 
     @property
     def log_path(self) -> Path:
         return self.run_dir / "logs" / "job.log"
 
-    def spec(self) -> dict:
-        return json.loads((self.run_dir / "spec.json").read_text())
+    def spec(self) -> JobSpec:
+        path = self.run_dir / SPEC_FILE
+        try:
+            return parse_spec(path.read_text())
+        except OSError as exc:
+            raise WorkbenchError(f"cannot read the spec of job {self.job_id} at {path}: {exc.strerror}") from None
 
     def _read_status(self) -> JobStatus:
         for _ in range(50):
@@ -89,23 +117,18 @@ class LocalJob(Job):
         return final
 
     def logs(self, follow: bool = False, poll_interval: float = 0.1) -> Iterator[str]:
-        position = 0
-        pending = ""
+        reader = self.log_reader()
         while True:
             ended = not follow or self.status().state.is_terminal
-            if self.log_path.exists():
-                with self.log_path.open("r", encoding="utf-8", errors="replace") as handle:
-                    handle.seek(position)
-                    chunk = handle.read()
-                    position = handle.tell()
-                pending += chunk
-                *lines, pending = pending.split("\n")
-                yield from lines
+            yield from reader.read()
             if ended:
-                if pending:
-                    yield pending
+                if reader.pending:
+                    yield reader.pending
                 return
             time.sleep(poll_interval)
+
+    def log_reader(self) -> FileLogReader:
+        return FileLogReader(self.log_path)
 
     def outputs(self) -> Path:
         return self.run_dir
@@ -158,26 +181,25 @@ class LocalBackend(Backend):
         max_concurrent: int | None = None,
         heartbeat_interval: float | None = None,
         heartbeat_timeout: float | None = None,
-        stop_grace: float = 10.0,
+        stop_grace: float = defaults.STOP_GRACE_S,
         assets: str | None = None,
         warm_start: bool | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent or int(os.environ.get("WORKBENCH_MAX_CONCURRENT", 1))
-        self.heartbeat_interval = heartbeat_interval or float(os.environ.get("WORKBENCH_HEARTBEAT_INTERVAL", 60))
-        self.heartbeat_timeout = heartbeat_timeout or float(os.environ.get("WORKBENCH_HEARTBEAT_TIMEOUT", 1800))
+        self.heartbeat_interval = heartbeat_interval or float(
+            os.environ.get("WORKBENCH_HEARTBEAT_INTERVAL", defaults.HEARTBEAT_INTERVAL_S))
+        self.heartbeat_timeout = heartbeat_timeout or float(
+            os.environ.get("WORKBENCH_HEARTBEAT_TIMEOUT", defaults.HEARTBEAT_TIMEOUT_S))
         self.stop_grace = stop_grace
-        self.assets = assets or os.environ.get("WORKBENCH_ASSETS", "offline")
+        self.assets = assets or os.environ.get("WORKBENCH_ASSETS", defaults.ASSETS)
         self.warm_start = on_off_setting("WORKBENCH_WARM_START", "on") if warm_start is None else warm_start
         self.warm_idle_s = warmstart.idle_setting()
 
     def submit(self, spec: JobSpec) -> LocalJob:
-        if spec.mode == "evaluate" and not (spec.training["policy"] or spec.training["policyS3Uri"]):
-            raise SpecError([FieldError("trainingConfig.policy", "evaluation needs a policy: a job id, a checkpoint "
-                                        "path or file:// URI (policy) or an s3:// URI (policyS3Uri)")])
         job_id = str(uuid.uuid4())
         run_dir = paths.run_dir(job_id)
         (run_dir / "logs").mkdir(parents=True)
-        spec_path = run_dir / "spec.json"
+        spec_path = run_dir / SPEC_FILE
         spec_path.write_text(spec.to_json())
         env = dict(os.environ)
         env.update({
@@ -191,7 +213,7 @@ class LocalBackend(Backend):
             "WORKBENCH_WARM_START": "on" if self.warm_start else "off",
             "WORKBENCH_WARM_IDLE_S": str(self.warm_idle_s),
         })
-        status_path = run_dir / "status.json"
+        status_path = run_dir / STATUS_FILE
         write_json_atomic(status_path, JobStatus(job_id, JobState.SUBMITTED, "submitted").to_dict())
         with (run_dir / "logs" / "runner.err").open("wb") as errors:
             process = subprocess.Popen(
@@ -208,7 +230,7 @@ class LocalBackend(Backend):
         return LocalJob(job_id, paths.run_dir(job_id), self.heartbeat_timeout, self.stop_grace)
 
     def job(self, job_id: str) -> LocalJob:
-        if not (paths.run_dir(job_id) / "status.json").exists():
+        if not (paths.run_dir(job_id) / STATUS_FILE).exists():
             raise JobNotFoundError(f"no local job {job_id!r} under {paths.runs_dir()}")
         return self._job(job_id)
 
@@ -216,9 +238,9 @@ class LocalBackend(Backend):
         runs = paths.runs_dir()
         if not runs.exists():
             return []
-        jobs = [self._job(d.name) for d in runs.iterdir() if (d / "status.json").exists()]
+        jobs = [self._job(d.name) for d in runs.iterdir() if (d / STATUS_FILE).exists()]
         statuses = [job.status() for job in jobs]
-        created = {job.job_id: (job.run_dir / "spec.json").stat().st_mtime for job in jobs}
+        created = {job.job_id: (job.run_dir / SPEC_FILE).stat().st_mtime for job in jobs}
         return sorted(statuses, key=lambda s: created[s.job_id], reverse=True)
 
 
@@ -240,3 +262,27 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+class WarmProcess:
+    """The warm process of this home (``workbench warm``): started with a job's environment, asked, stopped."""
+
+    def __init__(self) -> None:
+        self.home = paths.workbench_home()
+        self.endpoint = warmstart.Endpoint.for_home(self.home)
+
+    def status(self) -> dict | None:
+        return warmstart.status(self.endpoint)
+
+    def stop(self) -> dict | None:
+        return warmstart.stop(self.endpoint)
+
+    def start(self, timeout: float) -> dict | None:
+        """Start it (unless it runs) and wait until it is ready; None when it did not become ready in time."""
+        extra = commands.job_environment(DEFAULT_TASK, os.environ.get("WORKBENCH_ASSETS", defaults.ASSETS))
+        env = commands.child_environment({**os.environ, "WORKBENCH_HOME": str(self.home)}, extra, [])
+        process = warmstart.start(self.endpoint, env, warmstart.idle_setting())
+        return warmstart.wait_ready(self.endpoint, timeout, process)
+
+
+__all__ = ["LocalBackend", "LocalJob", "FileLogReader", "WarmProcess", "list_package_tasks"]

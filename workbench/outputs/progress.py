@@ -10,21 +10,13 @@ from __future__ import annotations
 import json
 import re
 
+from workbench.libraries import library
 from workbench.spec.status import Progress
 
 PROGRESS_PREFIX = "WORKBENCH_PROGRESS "
 ERROR_PREFIX = "WORKBENCH_ERROR "
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_RSL_ITERATION = re.compile(r"Learning iteration (\d+)/(\d+)")
-_RSL_FIELDS = {
-    "Steps per second:": "steps_per_second",
-    "Mean reward:": "mean_reward",
-    "Mean episode length:": "mean_episode_length",
-}
-_NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-_RL_GAMES = re.compile(r"fps step: (\d+) .*fps total: (\d+) epoch: (\d+)(?:/(\d+))?")
-_TQDM = re.compile(r"(\d+)/(\d+) \[")
 _MISSING_ASSET = re.compile(r"FileNotFoundError: Unable to resolve the file: (\S+)")
 _PROGRESS_KEYS = ("iteration", "max_iterations", "mean_reward", "mean_episode_length", "steps_per_second")
 
@@ -32,8 +24,8 @@ _PROGRESS_KEYS = ("iteration", "max_iterations", "mean_reward", "mean_episode_le
 class ProgressParser:
     """Turns output lines of one library's training (or our evaluation) into progress updates."""
 
-    def __init__(self, library: str, rollouts_per_iteration: int | None = None) -> None:
-        self.library = library
+    def __init__(self, library_name: str, rollouts_per_iteration: int | None = None) -> None:
+        self.library = library(library_name)
         self.rollouts_per_iteration = rollouts_per_iteration
         self.error: str | None = None
 
@@ -53,23 +45,7 @@ class ProgressParser:
                 "(needs network)"
             )
             return None
-        if self.library == "rsl_rl":
-            return _parse_rsl_rl(line)
-        if self.library == "rl_games":
-            return _parse_rl_games(line)
-        if self.library == "skrl":
-            return self._parse_skrl(line)
-        return None
-
-    def _parse_skrl(self, line: str) -> Progress | None:
-        matches = _TQDM.findall(line)
-        if not matches:
-            return None
-        timestep, total = (int(v) for v in matches[-1])
-        rollouts = self.rollouts_per_iteration
-        if rollouts:
-            return Progress(iteration=timestep // rollouts, max_iterations=max(1, total // rollouts))
-        return Progress(iteration=timestep, max_iterations=total)
+        return self.library.parse_progress(line, self.rollouts_per_iteration)
 
 
 def _parse_own_progress(payload: str) -> Progress | None:
@@ -85,25 +61,3 @@ def _parse_own_progress(payload: str) -> Progress | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             fields[key] = int(value) if key in ("iteration", "max_iterations") else float(value)
     return Progress(**fields) if fields else None
-
-
-def _parse_rsl_rl(line: str) -> Progress | None:
-    match = _RSL_ITERATION.search(line)
-    if match:
-        return Progress(iteration=int(match.group(1)) + 1, max_iterations=int(match.group(2)))
-    for label, key in _RSL_FIELDS.items():
-        if line.startswith(label):
-            number = re.match(_NUMBER, line[len(label):].strip())
-            return Progress(**{key: float(number.group(1))}) if number else None
-    return None
-
-
-def _parse_rl_games(line: str) -> Progress | None:
-    match = _RL_GAMES.search(line)
-    if not match:
-        return None
-    return Progress(
-        iteration=int(match.group(3)),
-        max_iterations=int(match.group(4)) if match.group(4) else None,
-        steps_per_second=float(match.group(2)),
-    )

@@ -12,12 +12,13 @@ import sys
 import uuid
 from pathlib import Path
 
-from workbench.runner.warm import client as warmstart
-from workbench.transport.channels import open_channel
 from workbench.runner.job import JobRunner, RunnerSettings
-from workbench.transport.storage import open_storage
+from workbench.runner.warm import client as warmstart
+from workbench.spec import settings as defaults
 from workbench.spec.settings import on_off_setting
 from workbench.spec.status import JobState
+from workbench.transport.channels import open_channel
+from workbench.transport.storage import open_storage
 
 
 def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSettings:
@@ -38,12 +39,12 @@ def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSett
         work_dir=work_dir,
         channel=open_channel(args.channel or f"file://{work_dir / 'status.json'}"),
         storage=open_storage(args.output or str(work_dir)),
-        heartbeat_interval=float(environ.get("WORKBENCH_HEARTBEAT_INTERVAL", 60)),
-        heartbeat_timeout=float(environ.get("WORKBENCH_HEARTBEAT_TIMEOUT", 1800)),
-        export_interval=float(environ.get("WORKBENCH_EXPORT_INTERVAL", 15)),
-        stop_grace=float(environ.get("WORKBENCH_STOP_GRACE", 10)),
+        heartbeat_interval=float(environ.get("WORKBENCH_HEARTBEAT_INTERVAL", defaults.HEARTBEAT_INTERVAL_S)),
+        heartbeat_timeout=float(environ.get("WORKBENCH_HEARTBEAT_TIMEOUT", defaults.HEARTBEAT_TIMEOUT_S)),
+        export_interval=float(environ.get("WORKBENCH_EXPORT_INTERVAL", defaults.EXPORT_INTERVAL_S)),
+        stop_grace=float(environ.get("WORKBENCH_STOP_GRACE", defaults.STOP_GRACE_S)),
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-        assets=environ.get("WORKBENCH_ASSETS", "offline"),
+        assets=environ.get("WORKBENCH_ASSETS", defaults.ASSETS),
         max_concurrent=int(environ["WORKBENCH_MAX_CONCURRENT"]) if environ.get("WORKBENCH_MAX_CONCURRENT") else None,
         slots_dir=Path(environ["WORKBENCH_SLOTS_DIR"]) if environ.get("WORKBENCH_SLOTS_DIR") else None,
         warm_start=on_off_setting("WORKBENCH_WARM_START", "off", environ),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.spec import paths
+from workbench.libraries import library
 from workbench.runner.inputs.assets import asset_root_for
+from workbench.spec import paths
 from workbench.spec.document import JobSpec
 
 
@@ -24,35 +24,6 @@ def resolve_device(requested: str) -> str:
     return "cuda:0" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
 
 
-def device_overrides(library: str, device: str) -> list[str]:
-    """Hydra overrides that put the agent on ``device`` (each library keeps its own device setting)."""
-    if library == "rsl_rl":
-        return [f"agent.device={device}"]
-    if library == "rl_games":
-        return [f"agent.params.config.device={device}", f"agent.params.config.device_name={device}"]
-    return []
-
-
-def rl_games_minibatch(num_envs: int, agent_cfg: Mapping[str, Any] | None) -> int | None:
-    """A minibatch size that divides rl_games' batch (num_envs x horizon), or None when the default fits."""
-    if not agent_cfg:
-        return None
-    config = agent_cfg.get("params", {}).get("config", {})
-    horizon, minibatch = config.get("horizon_length"), config.get("minibatch_size")
-    if not isinstance(horizon, int) or not isinstance(minibatch, int):
-        return None
-    batch = num_envs * horizon
-    if minibatch <= batch and batch % minibatch == 0:
-        return None
-    best = 1
-    for divisor in range(1, math.isqrt(batch) + 1):
-        if batch % divisor == 0:
-            for candidate in (divisor, batch // divisor):
-                if candidate <= minibatch and candidate > best:
-                    best = candidate
-    return best
-
-
 def format_override(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"{key}={str(value).lower()}"
@@ -62,9 +33,8 @@ def format_override(key: str, value: Any) -> str:
 def train_arguments(spec: JobSpec, device: str, run_timestamp: str, agent_cfg: Mapping[str, Any] | None) -> list[str]:
     """The ``isaaclab train`` arguments (after ``train``) for a training spec."""
     training = spec.training
-    library = spec.rl_library
     args = [
-        "--rl_library", library,
+        "--rl_library", spec.rl_library,
         "--task", spec.task,
         "--num_envs", str(training["numEnvs"]),
         "--max_iterations", str(training["maxIterations"]),
@@ -75,15 +45,8 @@ def train_arguments(spec: JobSpec, device: str, run_timestamp: str, agent_cfg: M
         args += ["--seed", str(training["seed"])]
     if training.get("recordVideo"):
         args += ["--video", "--viz", "newton_gl"]
-    overrides = device_overrides(library, device)
-    if library == "rl_games":
-        minibatch = rl_games_minibatch(training["numEnvs"], agent_cfg)
-        if minibatch is not None:
-            overrides.append(f"agent.params.config.minibatch_size={minibatch}")
-    if library == "skrl":
-        overrides += skrl_overrides(training["maxIterations"], agent_cfg)
-    overrides += [format_override(k, v) for k, v in training["overrides"].items()]
-    return args + overrides
+    overrides = library(spec.rl_library).train_overrides(device, training["numEnvs"], training["maxIterations"], agent_cfg)
+    return args + overrides + [format_override(k, v) for k, v in training["overrides"].items()]
 
 
 def isaaclab_command(subcommand: str, arguments: list[str]) -> list[str]:
@@ -126,15 +89,6 @@ def child_environment(base: Mapping[str, str], extra: Mapping[str, str], pythonp
     env.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
     env.setdefault("NVSHMEM_DISABLE_NVLS", "1")
     return env
-
-
-def skrl_overrides(max_iterations: int, agent_cfg: Mapping[str, Any] | None) -> list[str]:
-    """One TensorBoard row per iteration and ~10 checkpoints on iteration boundaries (skrl counts timesteps)."""
-    rollouts = (agent_cfg or {}).get("agent", {}).get("rollouts")
-    if not isinstance(rollouts, int) or rollouts < 1:
-        return []
-    every = rollouts * max(1, max_iterations // 10)
-    return [f"agent.agent.experiment.write_interval={rollouts}", f"agent.agent.experiment.checkpoint_interval={every}"]
 
 
 def evaluate_arguments(spec: JobSpec, device: str, checkpoint: Path, output_dir: Path) -> list[str]:

@@ -91,13 +91,6 @@ def node_context_from_env(environ: Mapping[str, str], local_address: str | None 
     return NodeContext(node_index=index, num_nodes=num_nodes, main_node_index=main, main_address=address)
 
 
-def is_main_node(environ: Mapping[str, str]) -> bool:
-    """Whether this process uploads outputs and reports the job's end (true outside multi-node jobs)."""
-    if "AWS_BATCH_JOB_NUM_NODES" not in environ:
-        return True
-    return environ.get("AWS_BATCH_JOB_NODE_INDEX", "0") == environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0")
-
-
 def train_arguments(command: Sequence[str]) -> list[str]:
     """The ``isaaclab train`` arguments of a command line (everything after ``train``)."""
     for position, arg in enumerate(command):

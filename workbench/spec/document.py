@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workbench.errors import SpecError
 from workbench.spec.catalogue import CORE_TASK_LIBRARIES, CORE_TASKS
 
 MODES = ("train", "evaluate")
@@ -88,15 +89,6 @@ class FieldError:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
-
-
-class SpecError(ValueError):
-    """The document is not a valid job spec; ``errors`` lists every problem found."""
-
-    def __init__(self, errors: Iterable[FieldError]) -> None:
-        self.errors: tuple[FieldError, ...] = tuple(errors)
-        lines = "\n".join(f"  - {e}" for e in self.errors)
-        super().__init__(f"invalid job spec ({len(self.errors)} problem(s)):\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -249,6 +241,9 @@ def _validate_training(raw: Mapping[str, Any], defaults: Mapping[str, Any], erro
             errors.append(FieldError(prefix + "policy", "must be a job id, a checkpoint path or a file:// URI"))
         if training["policyS3Uri"] is not None and policy is not None:
             errors.append(FieldError(prefix + "policy", "give either policy or policyS3Uri, not both"))
+        if training["policyS3Uri"] is None and policy is None:
+            errors.append(FieldError(prefix + "policy", "an evaluation needs a policy: a job id, a checkpoint path or "
+                                     "file:// URI (policy) or an s3:// URI (policyS3Uri)"))
     if "resumeFrom" in training:
         _uri(training, "resumeFrom", prefix, errors, local_allowed=True)
     return training

@@ -30,3 +30,23 @@ def seconds_setting(name: str, default: float, environ: Mapping[str, str] = os.e
     if not value > 0:
         raise SettingError(f"{name} must be a positive number of seconds, not {text!r}")
     return value
+
+
+HEARTBEAT_INTERVAL_S = 60.0
+"""``WORKBENCH_HEARTBEAT_INTERVAL``: how often a job that makes progress heartbeats."""
+HEARTBEAT_TIMEOUT_S = 1800.0
+"""``WORKBENCH_HEARTBEAT_TIMEOUT``: a job without progress for this long is stopped and fails."""
+EXPORT_INTERVAL_S = 15.0
+"""``WORKBENCH_EXPORT_INTERVAL``: how often a training's checkpoints and metrics are exported while it runs."""
+STOP_GRACE_S = 10.0
+"""``WORKBENCH_STOP_GRACE``: how long a stopped child gets between SIGTERM and SIGKILL."""
+ASSETS = "offline"
+"""``WORKBENCH_ASSETS``: ``offline`` (the home's asset root), ``nucleus`` or the path of an asset tree."""
+
+
+def is_main_node(environ: Mapping[str, str]) -> bool:
+    """Whether this process uploads outputs and reports the job's end: true outside multi-node jobs, else on the
+    node AWS Batch names main (``AWS_BATCH_JOB_NODE_INDEX`` equals ``AWS_BATCH_JOB_MAIN_NODE_INDEX``)."""
+    if "AWS_BATCH_JOB_NUM_NODES" not in environ:
+        return True
+    return environ.get("AWS_BATCH_JOB_NODE_INDEX", "0") == environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0")

@@ -10,8 +10,8 @@ import mimetypes
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench.transport import aws_sdk as aws
 from workbench.errors import RunnerError
+from workbench.transport import aws_sdk as aws
 from workbench.transport.storage import Storage
 
 log = logging.getLogger(__name__)

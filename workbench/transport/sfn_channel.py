@@ -36,11 +36,11 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from workbench.transport import aws_sdk as aws
 from workbench.errors import RunnerError
-from workbench.transport.channels import Channel
-from workbench.runner.multinode import is_main_node
+from workbench.spec.settings import is_main_node
 from workbench.spec.status import JobState, JobStatus
+from workbench.transport import aws_sdk as aws
+from workbench.transport.channels import Channel
 
 log = logging.getLogger(__name__)
 

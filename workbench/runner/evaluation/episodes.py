@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-COLUMNS = ("episode", "env_index", "return", "length", "success", "truncated", "video")
-"""The columns of ``metrics.csv`` in an evaluation."""
+from workbench.outputs.layout import EPISODE_COLUMNS as COLUMNS
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from workbench.errors import PolicyError, RunnerError
+from workbench.errors import EvaluationError, PolicyError, RunnerError
 from workbench.runner.evaluation.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
 from workbench.runner.inputs.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
@@ -45,10 +45,6 @@ AGENT_ENTRY_POINTS = {
 PROGRESS_INTERVAL_S = 1.0
 QUIET_PROGRESS_INTERVAL_S = 30.0
 """Long episodes still report steps/s this often, so the runner sees the evaluation advancing."""
-
-
-class EvaluationError(RunnerError):
-    """The evaluation cannot go on; the message is the reason."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

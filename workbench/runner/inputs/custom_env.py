@@ -30,8 +30,8 @@ from pathlib import Path
 
 from workbench.errors import PackageError
 from workbench.runner.inputs.safe_extract import Limits, archive_kind, check_archive, extract_archive
-from workbench.transport.storage import fetch_input
 from workbench.spec.catalogue import CORE_TASKS
+from workbench.transport.storage import fetch_input
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from workbench.backends.base import Backend, Job, LogReader
@@ -82,10 +83,22 @@ class LocalJob(Job):
     def _read_status(self) -> JobStatus:
         for _ in range(50):
             try:
-                return JobStatus.from_dict(json.loads(self.status_path.read_text()))
+                status = JobStatus.from_dict(json.loads(self.status_path.read_text()))
             except (FileNotFoundError, ValueError):
                 time.sleep(0.02)
+                continue
+            return self._with_submission_time(status)
         raise WorkbenchError(f"cannot read the status of job {self.job_id} at {self.status_path}")
+
+    def _with_submission_time(self, status: JobStatus) -> JobStatus:
+        """The status with ``submitted_at`` in its details: when the run directory's spec was written."""
+        if "submitted_at" in status.details:
+            return status
+        try:
+            submitted = (self.run_dir / SPEC_FILE).stat().st_mtime
+        except OSError:
+            return status
+        return replace(status, details={**status.details, "submitted_at": submitted})
 
     def status(self) -> JobStatus:
         status = self._read_status()

@@ -1,4 +1,4 @@
-"""The widgets without a browser: validation as the user types, library choices, uploads, job table."""
+"""The submit form without a browser: validation as the user types, library choices, overrides, uploads."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import datetime
 
 import pytest
 
-from workbench.widgets import JobTable, SubmitForm, parse_overrides, save_upload, task_catalogue
+from workbench.errors import SpecError
 from workbench.spec.paths import workbench_home
+from workbench.widgets import SubmitForm, parse_overrides, save_upload, task_catalogue
 
 
 def test_form_shows_each_problem_next_to_its_field_and_blocks_submit() -> None:
@@ -38,11 +39,14 @@ def test_task_picker_offers_only_the_libraries_a_task_supports() -> None:
 def test_overrides_are_parsed_and_validated_by_the_spec() -> None:
     assert parse_overrides("agent.algorithm.learning_rate=3e-4\n# note\nenv.flag=true") == {
         "agent.algorithm.learning_rate": 3e-4, "env.flag": True}
+    with pytest.raises(SpecError) as raised:
+        parse_overrides("agent.x=1\nno equals sign")
+    assert [(e.path, e.message[:7]) for e in raised.value.errors] == [("trainingConfig.overrides", "line 2:")]
     form = SubmitForm()
     form.overrides.value = "learning_rate=3e-4"
     assert "key must look like" in form.errors["overrides"].value
     form.overrides.value = "no equals sign"
-    assert "write key=value" in form.errors["overrides"].value
+    assert "write key=value" in form.errors["overrides"].value and form.spec is None
     form.overrides.value = "agent.algorithm.learning_rate=3e-4"
     assert form.spec.training["overrides"] == {"agent.algorithm.learning_rate": 3e-4}
 
@@ -62,16 +66,12 @@ def test_an_uploaded_package_is_saved_under_the_home_and_becomes_the_custom_envi
 
 
 def test_evaluation_form_needs_a_policy() -> None:
+    """The rule is the spec's (``parse_spec``), shown once, next to the policy field."""
     form = SubmitForm(mode="evaluate")
     form.policy.value = ""
     form.validate()
-    assert "pick a trained job" in form.errors["policy"].value
+    assert form.errors["policy"].value.count("an evaluation needs a policy") == 1
+    assert form.spec is None and form.submit_button.disabled and "policy" not in form.message.value
     form.policy.value = "/tmp/model_2.pt"
     assert form.spec is not None and form.spec.training["policy"] == "/tmp/model_2.pt"
-
-
-def test_job_table_lists_jobs_of_the_backend() -> None:
-    table = JobTable("local")
-    frame = table.frame()
-    assert list(frame.columns)[:4] == ["job_id", "mode", "task", "state"]
-    assert len(table.table.children) == len(frame) + 1
+    assert form.errors["policy"].value == ""

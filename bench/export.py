@@ -1,4 +1,4 @@
-"""Metrics export of a 100k-iteration rsl_rl event file: ``workbench.outputs.export.export_metrics`` timed.
+"""Metrics export of a 100k-iteration rsl_rl event file: ``workbench.outputs.metrics.export_metrics`` timed.
 
 The event file is synthetic but shaped like rsl_rl's: the same scalar tags, one value per tag per iteration
 (the ``/time`` tags at rsl_rl's integer-seconds step), written with ``torch.utils.tensorboard`` as rsl_rl does.
@@ -87,8 +87,9 @@ def read_scalars_direct(run_dir: Path, skip: tuple[str, ...] = ("/time",)) -> di
 def bench_export(work: Path, iterations: int = 100_000, repeats: int = 3) -> dict:
     """``export_metrics`` and the direct reader, alternating; wall and CPU seconds (CPU time is what load on
     a shared machine changes least)."""
+    from workbench.libraries import library
+    from workbench.outputs.metrics import ScalarReader, export_metrics, metrics_csv
     from workbench.transport.atomic import write_text_atomic
-    from workbench.outputs.export import ScalarReader, export_metrics, metrics_csv, steps_per_iteration
 
     t = time.monotonic()
     run_dir = write_events(work / f"events-{iterations}", iterations)
@@ -99,7 +100,7 @@ def bench_export(work: Path, iterations: int = 100_000, repeats: int = 3) -> dic
     }
 
     def _write(rows: dict, dest: Path, run_dir: Path) -> dict:
-        write_text_atomic(dest, metrics_csv(rows, steps_per_iteration(run_dir, "rsl_rl")))
+        write_text_atomic(dest, metrics_csv(rows, "rsl_rl", library("rsl_rl").steps_per_iteration(run_dir)))
         return rows
 
     wall: dict[str, list[float]] = {name: [] for name in sides}
@@ -123,5 +124,5 @@ def bench_export(work: Path, iterations: int = 100_000, repeats: int = 3) -> dic
         "export_s": [round(x, 2) for x in wall["export_metrics"]], "export_s_median": med["export_metrics"],
         "cpu_s_median": med_cpu, "wall_s_median": med, "identical_csv": same,
         "direct_over_export_cpu_ratio": round(med_cpu["direct_reader"] / med_cpu["export_metrics"], 3),
-        "function": "workbench.outputs.export.export_metrics",
+        "function": "workbench.outputs.metrics.export_metrics",
     }

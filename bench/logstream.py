@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from workbench.backends.local import LocalJob
-from workbench.transport.atomic import write_json_atomic
 from workbench.spec.status import JobState, JobStatus
+from workbench.transport.atomic import write_json_atomic
 
 
 def log_latency(work: Path, lines: int = 200, interval_s: float = 0.05, poll_interval_s: float | None = None) -> dict:

@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ITERATION = re.compile(r"Learning iteration (\d+)/(\d+)")

@@ -28,8 +28,8 @@ def _module(path: Path) -> str:
 
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)
-               for node in ast.walk(stmt)}
+    guarded = [stmt for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)]
+    skipped = {id(node) for stmt in guarded for node in ast.walk(stmt)}
     found = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -37,7 +37,7 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return {name for name in found if name.startswith("workbench")}
 
 
@@ -51,7 +51,8 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> int:
-    return next(i for i, prefixes in enumerate(LAYERS) if any(module == p or module.startswith(p + ".") for p in prefixes))
+    return next(i for i, prefixes in enumerate(LAYERS)
+                if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes))
 
 
 def test_every_module_has_a_layer() -> None:

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from workbench.errors import RunnerError
+from workbench.spec.status import JobState, JobStatus, Progress
 from workbench.transport.channels import open_channel
 from workbench.transport.sfn_channel import StepFunctionsChannel
-from workbench.spec.status import JobState, JobStatus, Progress
 
 JOB = "11111111-2222-3333-4444-555555555555"
 DEFINITION = {

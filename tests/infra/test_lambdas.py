@@ -10,10 +10,9 @@ import sys
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 from infra_configs import BUCKET, REGION
+from moto import mock_aws
 from workbench_infra.lambda_modules import load_lambda_module
-
 
 prepare = load_lambda_module("prepare")
 entry = load_lambda_module("entry")

@@ -9,16 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.libraries.base import (
-    Library,
-    PolicySizes,
-    RunCheckpoint,
-    first_linear_inputs,
-    int_or_none,
-    last_dim,
-    read_params,
-    state_dict,
-)
+from workbench.libraries import base
+from workbench.libraries.base import Library, PolicySizes, RunCheckpoint
 from workbench.spec.status import Progress
 
 _CHECKPOINT = re.compile(r"^last_.+_ep_(\d+)_rew_.*\.pth$")
@@ -53,11 +45,11 @@ class RlGames(Library):
         return "model" in data and "epoch" in data
 
     def policy_sizes(self, data: Mapping[str, Any], path: Path) -> PolicySizes:
-        state = {k.removeprefix("_orig_mod."): v for k, v in state_dict(data, "model", path).items()}
+        state = {k.removeprefix("_orig_mod."): v for k, v in base.state_dict(data, "model", path).items()}
         mean = state.get("running_mean_std.running_mean")
-        obs_dim = last_dim(mean) if mean is not None else first_linear_inputs(state, "a2c_network.actor_mlp.")
+        obs_dim = base.last_dim(mean) if mean is not None else base.first_linear_inputs(state, "a2c_network.actor_mlp.")
         mu = state.get("a2c_network.mu.weight")
-        return PolicySizes(obs_dim, int(mu.shape[0]) if mu is not None else None, int_or_none(data.get("epoch")))
+        return PolicySizes(obs_dim, int(mu.shape[0]) if mu is not None else None, base.int_or_none(data.get("epoch")))
 
     def run_checkpoints(self, run_dir: Path) -> list[RunCheckpoint]:
         found = []
@@ -71,8 +63,8 @@ class RlGames(Library):
         return int(match.group(1)) if match else None
 
     def steps_per_iteration(self, run_dir: Path) -> int:
-        horizon = read_params(run_dir, "agent").get("params", {}).get("config", {}).get("horizon_length")
-        num_envs = read_params(run_dir, "env").get("scene", {}).get("num_envs")
+        horizon = base.read_params(run_dir, "agent").get("params", {}).get("config", {}).get("horizon_length")
+        num_envs = base.read_params(run_dir, "env").get("scene", {}).get("num_envs")
         if isinstance(horizon, int) and isinstance(num_envs, int):
             return max(1, horizon * num_envs)
         return 1

@@ -8,17 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.libraries.base import (
-    NUMBER,
-    Library,
-    PolicySizes,
-    RunCheckpoint,
-    first_linear_inputs,
-    int_or_none,
-    last_dim,
-    numbered,
-    state_dict,
-)
+from workbench.libraries import base
+from workbench.libraries.base import Library, PolicySizes, RunCheckpoint
 from workbench.spec.status import Progress
 
 _CHECKPOINT = re.compile(r"^model_(\d+)\.pt$")
@@ -43,7 +34,7 @@ class RslRl(Library):
             return Progress(iteration=int(match.group(1)) + 1, max_iterations=int(match.group(2)))
         for label, key in _FIELDS.items():
             if line.startswith(label):
-                number = re.match(NUMBER, line[len(label):].strip())
+                number = re.match(base.NUMBER, line[len(label):].strip())
                 return Progress(**{key: float(number.group(1))}) if number else None
         return None
 
@@ -51,16 +42,16 @@ class RslRl(Library):
         return "actor_state_dict" in data or ("iter" in data and "model_state_dict" in data)
 
     def policy_sizes(self, data: Mapping[str, Any], path: Path) -> PolicySizes:
-        state = state_dict(data, "actor_state_dict" if "actor_state_dict" in data else "model_state_dict", path)
-        obs_dim = first_linear_inputs(state, "mlp.") or first_linear_inputs(state, "actor.")
-        return PolicySizes(obs_dim, last_dim(state.get("distribution.std_param", state.get("std"))),
-                           int_or_none(data.get("iter")))
+        state = base.state_dict(data, "actor_state_dict" if "actor_state_dict" in data else "model_state_dict", path)
+        obs_dim = base.first_linear_inputs(state, "mlp.") or base.first_linear_inputs(state, "actor.")
+        return PolicySizes(obs_dim, base.last_dim(state.get("distribution.std_param", state.get("std"))),
+                           base.int_or_none(data.get("iter")))
 
     def run_checkpoints(self, run_dir: Path) -> list[RunCheckpoint]:
-        return [RunCheckpoint(p, n) for p in run_dir.glob("model_*.pt") if (n := numbered(_CHECKPOINT, p.name)) is not None]
+        return [RunCheckpoint(p, n) for p in run_dir.glob("model_*.pt") if (n := base.numbered(_CHECKPOINT, p.name)) is not None]
 
     def written_checkpoint_number(self, name: str) -> int | None:
-        return numbered(_CHECKPOINT, name)
+        return base.numbered(_CHECKPOINT, name)
 
     def prepare_resume_copy(self, copy: Path, checkpoint_iteration: int) -> None:
         """rsl_rl saves ``iter`` = the iteration it just completed and ``learn`` starts at ``iter``: a resumed run

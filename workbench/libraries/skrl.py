@@ -9,16 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.libraries.base import (
-    Library,
-    PolicySizes,
-    RunCheckpoint,
-    first_linear_inputs,
-    last_dim,
-    numbered,
-    read_params,
-    state_dict,
-)
+from workbench.libraries import base
+from workbench.libraries.base import Library, PolicySizes, RunCheckpoint
 from workbench.spec.status import Progress
 
 _CHECKPOINT = re.compile(r"^agent_(\d+)\.pt$")
@@ -59,28 +51,28 @@ class Skrl(Library):
         return "policy" in data
 
     def policy_sizes(self, data: Mapping[str, Any], path: Path) -> PolicySizes:
-        state = state_dict(data, "policy", path)
+        state = base.state_dict(data, "policy", path)
         preprocessor = data.get("observation_preprocessor") or data.get("state_preprocessor")
         mean = preprocessor.get("running_mean") if isinstance(preprocessor, Mapping) else None
-        obs_dim = last_dim(mean) if mean is not None else first_linear_inputs(state, "net_container.")
-        return PolicySizes(obs_dim, last_dim(state.get("log_std_parameter")), numbered(_LAYOUT_CHECKPOINT, path.name))
+        obs_dim = base.last_dim(mean) if mean is not None else base.first_linear_inputs(state, "net_container.")
+        return PolicySizes(obs_dim, base.last_dim(state.get("log_std_parameter")), base.numbered(_LAYOUT_CHECKPOINT, path.name))
 
     def run_checkpoints(self, run_dir: Path) -> list[RunCheckpoint]:
         rollouts = self.rollouts(run_dir)
         found = []
         for path in (run_dir / "checkpoints").glob("*.pt"):
-            if (timestep := numbered(_CHECKPOINT, path.name)) is not None:
+            if (timestep := base.numbered(_CHECKPOINT, path.name)) is not None:
                 found.append(RunCheckpoint(path, timestep // rollouts))
             elif path.name == "best_agent.pt":
                 found.append(RunCheckpoint(path, None))
         return found
 
     def written_checkpoint_number(self, name: str) -> int | None:
-        return numbered(_CHECKPOINT, name)
+        return base.numbered(_CHECKPOINT, name)
 
     def iteration_from_file(self, path: Path) -> int | None:
         """``<run>/checkpoints/agent_<timestep>.pt``: the timestep over the run's rollouts, if its params are there."""
-        timestep = numbered(_CHECKPOINT, path.name)
+        timestep = base.numbered(_CHECKPOINT, path.name)
         run_dir = path.parent.parent
         if timestep is None or not (run_dir / "params" / "agent.yaml").is_file():
             return None
@@ -91,7 +83,7 @@ class Skrl(Library):
 
     def rollouts(self, run_dir: Path) -> int:
         """``agent.rollouts`` in the run's params (timesteps per iteration), 1 if unknown."""
-        return self.progress_unit(read_params(run_dir, "agent")) or 1
+        return self.progress_unit(base.read_params(run_dir, "agent")) or 1
 
     def resume_iteration_offset(self, checkpoint_iteration: int) -> int:
         return checkpoint_iteration

@@ -33,15 +33,11 @@ from typing import Any
 import gymnasium as gym
 
 from workbench.errors import EvaluationError, PolicyError, RunnerError
+from workbench.libraries import LIBRARIES, library
 from workbench.runner.evaluation.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
 from workbench.runner.inputs.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
 DEFAULT_SEED = 42
-AGENT_ENTRY_POINTS = {
-    "rsl_rl": "rsl_rl_cfg_entry_point",
-    "rl_games": "rl_games_cfg_entry_point",
-    "skrl": "skrl_cfg_entry_point",
-}
 PROGRESS_INTERVAL_S = 1.0
 QUIET_PROGRESS_INTERVAL_S = 30.0
 """Long episodes still report steps/s this often, so the runner sees the evaluation advancing."""
@@ -50,7 +46,7 @@ QUIET_PROGRESS_INTERVAL_S = 30.0
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workbench.runner.evaluation.loop", description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True)
-    parser.add_argument("--rl-library", required=True, choices=sorted(AGENT_ENTRY_POINTS))
+    parser.add_argument("--rl-library", required=True, choices=sorted(LIBRARIES))
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or directory, s3:// URI, or a job id")
     parser.add_argument("--num-envs", type=int, required=True)
     parser.add_argument("--num-episodes", type=int, required=True)
@@ -147,7 +143,7 @@ def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     from isaaclab_tasks.utils import resolve_task_config
 
     load_external_tasks()  # a custom package's tasks (isaaclab.tasks entry points on the job's PYTHONPATH)
-    entry_point = AGENT_ENTRY_POINTS[args.rl_library]
+    entry_point = library(args.rl_library).agent_entry_point
     try:
         return resolve_task_config(args.task, entry_point, play_mode=True, overrides=list(args.override))
     except Exception as exc:  # unknown task, missing agent config, bad override

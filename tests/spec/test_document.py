@@ -118,6 +118,14 @@ BAD_INPUTS = [
     ({"extra": 1}, "extra", "unknown field"),
     ({"trainingConfig": {"mode": "evaluate"}, "computeConfig": {"numNodes": 2}}, "computeConfig.numNodes", "must be 1"),
     ({"trainingConfig": {"mode": "evaluate"}}, "trainingConfig.policy", "an evaluation needs a policy"),
+    ({"trainingConfig": None}, "trainingConfig", "must be an object, got null"),
+    ({"computeConfig": None}, "computeConfig", "must be an object, got null"),
+    ({"trainingConfig": {"overrides": {"env.__class__": 1}}}, "trainingConfig.overrides.env.__class__", "key must look like"),
+    ({"trainingConfig": {"overrides": {"agent.x.__init__": 1}}}, "trainingConfig.overrides.agent.x.__init__", "key must look like"),
+    ({"trainingConfig": {"task": "Isaac-Cartpole-Direct\n"}}, "trainingConfig.task", "control characters"),
+    ({"trainingConfig": {"task": "Isaac-\x00Cartpole"}}, "trainingConfig.task", "control characters"),
+    ({"trainingConfig": {"mode": "evaluate", "policy": "job\r\nid"}}, "trainingConfig.policy", "job id"),
+    ({"trainingConfig": {"resumeFrom": "/tmp/a\tb.pt"}}, "trainingConfig.resumeFrom", "control characters"),
     ({"computeConfig": {"instanceType": "g6"}}, "computeConfig.instanceType", "EC2 instance type"),
 ]
 
@@ -196,3 +204,21 @@ def test_every_domain_error_lives_in_errors() -> None:
 
     for name in ("SpecError", "ResumeError", "EvaluationError", "SweepError", "PolicyError", "PackageError"):
         assert issubclass(getattr(errors, name), errors.WorkbenchError), name
+
+
+def test_a_field_given_twice_is_an_error_not_the_last_value() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec('{"trainingConfig": {"numEnvs": 16, "numEnvs": 4096}}')
+    assert [(e.path, e.message) for e in err.value.errors] == [("numEnvs", "given twice; give each field once")]
+
+
+def test_job_ids_are_checked_against_their_form() -> None:
+    from workbench.spec.document import AWS_JOB_ID_PATTERN, check_job_id
+
+    uuid = "3f2b5c1e-8a4d-4c2b-9e1f-0a1b2c3d4e5f"
+    assert check_job_id(uuid) == uuid and check_job_id("vams-exec_1", AWS_JOB_ID_PATTERN) == "vams-exec_1"
+    for bad in ("../../etc", uuid + "\n", uuid.upper(), "", None, "/tmp/run"):
+        with pytest.raises(SpecError, match="jobId: must be a UUID"):
+            check_job_id(bad)
+    with pytest.raises(SpecError, match="jobId: must be 1-80 letters"):
+        check_job_id("a/b", AWS_JOB_ID_PATTERN)

@@ -37,7 +37,7 @@ from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoun
 from workbench.outputs.checkpoints import newest_of
 from workbench.outputs.progress import ProgressParser
 from workbench.spec import paths
-from workbench.spec.document import JobSpec, is_job_id, parse_spec
+from workbench.spec.document import AWS_JOB_ID_PATTERN, JobSpec, check_job_id, is_job_id, parse_spec
 from workbench.spec.status import JobState, JobStatus, Progress
 from workbench.transport import aws_sdk as aws
 from workbench.transport.s3 import download_tree, list_keys, split_s3_uri
@@ -514,7 +514,7 @@ class AwsBackend(Backend):
         return f"{prefix}/{newest}"
 
     def job(self, job_id: str) -> AwsJob:
-        job = AwsJob(self, job_id)
+        job = AwsJob(self, check_job_id(job_id, AWS_JOB_ID_PATTERN))
         job._describe_execution()
         return job
 

@@ -26,7 +26,7 @@ from workbench.runner.process import group_alive
 from workbench.runner.warm import client as warmstart
 from workbench.spec import paths
 from workbench.spec import settings as defaults
-from workbench.spec.document import DEFAULT_TASK, JobSpec, parse_spec
+from workbench.spec.document import DEFAULT_TASK, JobSpec, check_job_id, parse_spec
 from workbench.spec.settings import on_off_setting
 from workbench.spec.status import JobState, JobStatus
 from workbench.transport.atomic import write_json_atomic
@@ -243,6 +243,7 @@ class LocalBackend(Backend):
         return LocalJob(job_id, paths.run_dir(job_id), self.heartbeat_timeout, self.stop_grace)
 
     def job(self, job_id: str) -> LocalJob:
+        check_job_id(job_id)
         if not (paths.run_dir(job_id) / STATUS_FILE).exists():
             raise JobNotFoundError(f"no local job {job_id!r} under {paths.runs_dir()}")
         return self._job(job_id)

@@ -22,9 +22,14 @@ def library(name: str) -> Library:
         raise WorkbenchError(f"unknown RL library {name!r}; supported: {', '.join(LIBRARIES)}") from None
 
 
+def checkpoint_globals() -> list:
+    """Every type a checkpoint of a supported library may hold (the allow-list of checkpoint loading)."""
+    return [kind for adapter in LIBRARIES.values() for kind in adapter.checkpoint_globals()]
+
+
 def detect(data: Mapping[str, Any]) -> Library | None:
     """The library whose checkpoint format a loaded checkpoint dictionary has, or None."""
     return next((adapter for adapter in LIBRARIES.values() if adapter.detects(data)), None)
 
 
-__all__ = ["LIBRARIES", "Library", "PolicySizes", "RunCheckpoint", "detect", "library"]
+__all__ = ["LIBRARIES", "Library", "PolicySizes", "RunCheckpoint", "checkpoint_globals", "detect", "library"]

@@ -54,6 +54,11 @@ class Library:
     needs_agent_config: bool = True
     """Whether the train command depends on the task's agent config (read from the registry before the run)."""
 
+    def checkpoint_globals(self) -> list[Any]:
+        """The Python types (beyond tensors, dicts, lists and numbers) the library's checkpoints hold: the only
+        ones a checkpoint may name when it is loaded (``torch.load(weights_only=True)``)."""
+        return []
+
     @property
     def agent_entry_point(self) -> str:
         """The gym registry kwarg naming the task's agent config for this library."""
@@ -104,8 +109,9 @@ class Library:
         """What to add to a resumed run's own iteration numbers (0 where the library continues them itself)."""
         return 0
 
-    def prepare_resume_copy(self, copy: Path, checkpoint_iteration: int) -> None:
-        """Adjust the job's own copy of a checkpoint so the resumed run numbers its iterations on (if needed)."""
+    def resumed_checkpoint(self, data: Mapping[str, Any], checkpoint_iteration: int) -> Mapping[str, Any] | None:
+        """The checkpoint a resumed run should load so it numbers its iterations on; None: the file as it is."""
+        return None
 
 
 def read_params(run_dir: Path, name: str) -> dict:

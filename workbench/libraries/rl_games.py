@@ -26,6 +26,13 @@ class RlGames(Library):
     secondary_axis_suffixes = ("/time", "/iter")
     epoch_axis_prefixes = ("Episode/",)
 
+    def checkpoint_globals(self) -> list[Any]:
+        """rl_games keeps numpy scalars in its checkpoints (``last_mean_rewards`` and the like)."""
+        import numpy as np
+
+        return [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType,
+                np.dtypes.Int64DType, np.dtypes.Int32DType, np.dtypes.BoolDType]
+
     def train_overrides(self, device: str, num_envs: int, max_iterations: int,
                         agent_cfg: Mapping[str, Any] | None) -> list[str]:
         overrides = [f"agent.params.config.device={device}", f"agent.params.config.device_name={device}"]

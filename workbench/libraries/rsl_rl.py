@@ -53,12 +53,8 @@ class RslRl(Library):
     def written_checkpoint_number(self, name: str) -> int | None:
         return base.numbered(_CHECKPOINT, name)
 
-    def prepare_resume_copy(self, copy: Path, checkpoint_iteration: int) -> None:
+    def resumed_checkpoint(self, data: Mapping[str, Any], checkpoint_iteration: int) -> Mapping[str, Any] | None:
         """rsl_rl saves ``iter`` = the iteration it just completed and ``learn`` starts at ``iter``: a resumed run
         would repeat that number (a duplicate TensorBoard step, the same ``model_<n>.pt`` name), so the job's copy
         says ``iter + 1``."""
-        import torch
-
-        data = torch.load(copy, map_location="cpu", weights_only=False)
-        data["iter"] = checkpoint_iteration + 1
-        torch.save(data, copy)
+        return {**data, "iter": checkpoint_iteration + 1}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from workbench.libraries import LIBRARIES, detect, library
+from workbench.libraries import LIBRARIES, checkpoint_globals, detect, library
 from workbench.outputs.layout import CHECKPOINTS
 from workbench.spec.paths import run_dir
 
@@ -90,20 +90,47 @@ def newest_written_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, error: type[Exception]) -> Mapping[str, Any]:
-    """Load a checkpoint on the CPU; every failure becomes ``error`` with the reason."""
+    """Load a checkpoint on the CPU without running code from it; every failure becomes ``error`` with the reason.
+
+    Unpickling is restricted to tensors, containers, numbers and the types a supported library's checkpoints hold
+    (the adapters' ``checkpoint_globals``): a file naming anything else (``os.system``, a class of its own) is
+    refused before any of it is built.
+    """
+    import pickle
+
     import torch
 
     if not path.is_file():
         raise error(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise error(f"checkpoint {path} is empty")
+    allowed = checkpoint_globals()
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise error(_refusal(path, allowed) or f"checkpoint {path} is corrupt ({exc})") from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise error(f"checkpoint {path} is corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, Mapping):
         raise error(f"checkpoint {path} holds a {type(data).__name__}, expected a dictionary of weights")
     return data
+
+
+def _refusal(path: Path, allowed: list[Any]) -> str | None:
+    """Why a checkpoint is refused: the types it names beyond the allow-list, if it names any."""
+    import torch
+
+    known = {f"{kind.__module__}.{kind.__qualname__}" for kind in allowed}
+    try:
+        named = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported as corrupt by the caller
+        return None
+    foreign = [name for name in named if name not in known]
+    if not foreign:
+        return None
+    return (f"refusing to load {path}: it contains {', '.join(foreign)}, which no rsl_rl, rl_games or skrl "
+            "checkpoint holds; nothing from it was run")
 
 
 def inspect_checkpoint(path: Path, error: type[Exception]) -> CheckpointInfo:

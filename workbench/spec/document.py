@@ -30,8 +30,15 @@ MODES = ("train", "evaluate")
 RL_LIBRARIES = ("rsl_rl", "rl_games", "skrl")
 DEVICES = ("auto", "cpu", "cuda")
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".whl")
-JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-OVERRIDE_KEY_PATTERN = re.compile(r"^(env|agent)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+"""A local job's id (and what a policy or resume selector names as a job): a lower-case UUID."""
+AWS_JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}\Z")
+"""A pipeline job's id (the Step Functions execution name): 1-80 letters, digits, '-' or '_'."""
+JOB_ID_FORMS = {JOB_ID_PATTERN: "a UUID such as 3f2b5c1e-8a4d-4c2b-9e1f-0a1b2c3d4e5f",
+                AWS_JOB_ID_PATTERN: "1-80 letters, digits, '-' or '_'"}
+OVERRIDE_KEY_PATTERN = re.compile(r"^(env|agent)(\.(?!__)[A-Za-z_][A-Za-z0-9_]*)+\Z")
+"""``agent.x.y`` / ``env.x.y``; no segment may start with ``__`` (``env.__class__`` would reach Python internals)."""
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 LEGACY_SUFFIX = re.compile(r"-v\d+$")
 DEFAULT_TASK = "Isaac-Cartpole-v0"
 
@@ -143,10 +150,7 @@ def parse_spec(document: Mapping[str, Any] | str | bytes, known_tasks: Collectio
     errors: list[FieldError] = []
     notices: list[str] = []
     if isinstance(document, (str, bytes)):
-        try:
-            document = json.loads(document)
-        except ValueError as exc:
-            raise SpecError([FieldError("$", f"not valid JSON ({exc})")]) from None
+        document = _load_json(document)
     if not isinstance(document, Mapping):
         raise SpecError([FieldError("$", f"must be a JSON object, got {_type_name(document)}")])
 
@@ -194,6 +198,28 @@ def parse_spec(document: Mapping[str, Any] | str | bytes, known_tasks: Collectio
     return JobSpec(training=training, compute=compute, custom_environment_uri=custom_env, notices=tuple(notices))
 
 
+def _load_json(text: str | bytes) -> Any:
+    """The JSON document, or a SpecError: invalid JSON, or a key given twice in one object (which JSON parsers
+    would silently resolve to the last value)."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        document = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError) as exc:
+        raise SpecError([FieldError("$", f"not valid JSON ({exc})")]) from None
+    if duplicates:
+        raise SpecError([FieldError(_field_path("", key), "given twice; give each field once") for key in duplicates])
+    return document
+
+
 def resolve_task_id(task: str, known_tasks: Collection[str], custom_package: bool = False) -> tuple[str | None, str]:
     """Map a task id to a known Isaac Lab 3.0 id.
 
@@ -217,11 +243,22 @@ def is_job_id(value: str) -> bool:
     return bool(JOB_ID_PATTERN.match(value))
 
 
+def check_job_id(value: object, pattern: re.Pattern[str] = JOB_ID_PATTERN) -> str:
+    """``value`` when it is a job id of the form ``pattern`` describes, else a SpecError naming the form: checked
+    before the id names any file, execution or process."""
+    if isinstance(value, str) and pattern.match(value):
+        return value
+    raise SpecError([FieldError("jobId", f"must be {JOB_ID_FORMS[pattern]}, got {value!r}")])
+
+
 def _validate_training(raw: Mapping[str, Any], defaults: Mapping[str, Any], errors: list[FieldError]) -> dict:
     training = {key: raw.get(key, default) for key, default in defaults.items()}
     prefix = "trainingConfig."
     if not isinstance(training["task"], str) or not training["task"].strip():
         errors.append(FieldError(prefix + "task", f"must be a non-empty string, got {_type_name(training['task'])}"))
+    elif CONTROL_CHARACTERS.search(training["task"]) or training["task"] != training["task"].strip():
+        errors.append(FieldError(prefix + "task", f"must be a task id without spaces around it or control "
+                                 f"characters, got {training['task']!r}"))
     if training["rlLibrary"] not in RL_LIBRARIES:
         errors.append(
             FieldError(prefix + "rlLibrary", f"must be one of {_choices(RL_LIBRARIES)}, got {training['rlLibrary']!r}")
@@ -237,7 +274,7 @@ def _validate_training(raw: Mapping[str, Any], defaults: Mapping[str, Any], erro
     if "policyS3Uri" in training:
         _uri(training, "policyS3Uri", prefix, errors, local_allowed=False)
         policy = training["policy"]
-        if policy is not None and (not isinstance(policy, str) or not policy.strip()):
+        if policy is not None and (not isinstance(policy, str) or not policy.strip() or CONTROL_CHARACTERS.search(policy)):
             errors.append(FieldError(prefix + "policy", "must be a job id, a checkpoint path or a file:// URI"))
         if training["policyS3Uri"] is not None and policy is not None:
             errors.append(FieldError(prefix + "policy", "give either policy or policyS3Uri, not both"))
@@ -288,8 +325,8 @@ def _uri(
     allowed = "an s3:// URI, a file:// URI, a local path" if local_allowed else "an s3:// URI"
     if key == "resumeFrom":
         allowed += " or a job id"
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(path, f"must be {allowed}, got {value!r}"))
+    if not isinstance(value, str) or not value.strip() or CONTROL_CHARACTERS.search(value):
+        errors.append(FieldError(path, f"must be {allowed} (without control characters), got {value!r}"))
         return None
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if scheme == "s3":
@@ -307,8 +344,6 @@ def _uri(
 
 def _section(document: Mapping[str, Any], key: str, errors: list[FieldError]) -> Mapping[str, Any]:
     value = document.get(key, {})
-    if value is None:
-        return {}
     if not isinstance(value, Mapping):
         errors.append(FieldError(key, f"must be an object, got {_type_name(value)}"))
         return {}

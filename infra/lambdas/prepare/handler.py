@@ -36,12 +36,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.spec.document import AWS_JOB_ID_PATTERN, JobSpec, SpecError, is_job_id, parse_spec
 from workbench.spec.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
-from workbench.spec.document import JobSpec, SpecError, is_job_id, parse_spec
 
 TOKEN_PARAMETER_VARIABLE = "WORKBENCH_TASK_TOKEN_PARAMETER"
 PER_JOB_ENVIRONMENT = (
@@ -54,7 +53,6 @@ PER_JOB_ENVIRONMENT = (
 TOKEN_PARAMETER_SUFFIXES = {"start": "start-token", "run": "run-token", "caller": "caller-token"}
 """The job's token parameters, ``<prefix>/<job id>/<suffix>``; the runner and the Batch failure hook use the same."""
 JOB_NAME_PREFIX = "workbench-"
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
 BATCH_TIMEOUT_MARGIN_SECONDS = 900
 INPUT_PREFIX = "inputs/"
@@ -101,7 +99,7 @@ class Settings:
 def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) -> dict[str, Any]:
     """The Batch submission for ``event``; ``s3_client`` (boto3) checks that referenced S3 objects exist."""
     job_id = event.get("jobId")
-    if not isinstance(job_id, str) or not JOB_ID_PATTERN.match(job_id):
+    if not isinstance(job_id, str) or not AWS_JOB_ID_PATTERN.match(job_id):
         raise ValidationError(f"jobId must be 1-80 letters, digits, '-' or '_', got {job_id!r}")
     try:
         spec = parse_spec(event.get("inputParameters") or {})

@@ -94,15 +94,15 @@ def resume_checkpoint(
         if checkpoint.is_dir():
             checkpoint = _newest_written(checkpoint, selector)
         metrics = _layout_metrics(checkpoint)
-    info = checkpoints.inspect_checkpoint(checkpoint, ResumeError)
+    copy = _copy_into(checkpoint, dest_dir, f"resume_{checkpoint.name}")
+    info = checkpoints.inspect_checkpoint(copy, ResumeError)
     if info.library is not None and info.library != library_name:
         raise ResumeError(
             f"cannot resume from {selector}: its checkpoint {checkpoint.name} was written by {info.library} and "
             f"this job trains with {library_name}; set rlLibrary to {info.library!r}"
         )
     iteration = info.iteration if info.iteration is not None else _iteration_from_name(checkpoint, library_name)
-    copy = _copy_into(checkpoint, dest_dir, f"resume_{checkpoint.name}")
-    library(library_name).prepare_resume_copy(copy, iteration)
+    _prepare_copy(copy, library_name, iteration)
     point = ResumePoint(
         path=copy,
         iteration=iteration,
@@ -112,6 +112,16 @@ def resume_checkpoint(
     )
     log.info("resuming from %s (%s, iteration %d)", checkpoint, point.library, point.iteration)
     return point
+
+
+def _prepare_copy(copy: Path, library_name: str, iteration: int) -> None:
+    """Rewrite the job's own copy where its library needs that to number the resumed iterations on. The copy, not
+    the source, is what was inspected and what the training loads."""
+    changed = library(library_name).resumed_checkpoint(checkpoints.load_checkpoint(copy, ResumeError), iteration)
+    if changed is not None:
+        import torch
+
+        torch.save(dict(changed), copy)
 
 
 def _iteration_from_name(path: Path, library_name: str) -> int:

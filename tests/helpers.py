@@ -27,3 +27,23 @@ def job_id_from(output: str) -> str:
 def cache_root() -> Path:
     """Kept across test sessions: kernel caches, the image's wheelhouse, synthesized templates."""
     return Path(os.environ.get("WORKBENCH_TEST_CACHE", Path.home() / ".cache" / "workbench-tests"))
+
+
+class _Payload:
+    """Pickles as a call of ``os.system``: what a hostile checkpoint carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)
+
+
+def hostile_checkpoint(directory: Path) -> tuple[Path, Path]:
+    """An rsl_rl-shaped ``model_5.pt`` whose unpickling would create the returned marker file."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    marker, path = directory / "payload-ran", directory / "model_5.pt"
+    torch.save({"actor_state_dict": {"mlp.0.weight": torch.zeros(2, 3)}, "iter": 5, "infos": _Payload(marker)}, path)
+    return path, marker

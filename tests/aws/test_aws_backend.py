@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.helpers import hostile_checkpoint
 from workbench.backends.aws import AwsBackend, AwsJob
 from workbench.spec.document import parse_spec
 from workbench.spec.status import JobState
@@ -58,6 +59,7 @@ def jobs(backend: AwsBackend, pipeline, tmp_path_factory, harness_root) -> dict[
     stalling = AwsBackend(config=dataclasses.replace(backend.config, state_machine_arn=pipeline.variant("heartbeat-4s", quiet)),
                           cache_dir=backend.cache_dir)
     wheel = build_custom_env(tmp_path_factory.mktemp("custom-env"))
+    hostile, _ = hostile_checkpoint(tmp_path_factory.mktemp("hostile"))
     return {
         "queued": submit_queued(backend, pipeline, harness_root),
         "cancel": backend.submit(parse_spec({"trainingConfig": LONG})),
@@ -67,6 +69,10 @@ def jobs(backend: AwsBackend, pipeline, tmp_path_factory, harness_root) -> dict[
         "train": backend.submit(parse_spec({"trainingConfig": TINY})),
         "custom": backend.submit(parse_spec({"trainingConfig": {**TINY, "task": variant_task(), "maxIterations": 2},
                                              "customEnvironmentS3Uri": str(wheel)})),
+        "hostile-evaluate": backend.submit(parse_spec({"trainingConfig": {
+            "mode": "evaluate", "task": "Isaac-Cartpole-Direct", "numEnvs": 4, "numEpisodes": 2, "device": "cpu",
+            "policy": str(hostile)}})),
+        "hostile-resume": backend.submit(parse_spec({"trainingConfig": {**TINY, "resumeFrom": str(hostile)}})),
     }
 
 
@@ -291,6 +297,15 @@ def test_evaluation_with_a_policy_uploaded_from_a_local_file(jobs, backend):
     assert status.state is JobState.SUCCEEDED, status.reason
     keys = {key for key, _ in _list(status.output_uri)}
     assert {"evaluation-config.json", "metrics.csv"} <= keys
+
+
+@pytest.mark.parametrize("name", ["hostile-evaluate", "hostile-resume"])
+def test_a_hostile_checkpoint_fails_the_job_and_runs_nothing(jobs, name, tmp_path_factory):
+    """The staged policy or resume checkpoint is refused inside the job, before any library loads it."""
+    status = jobs[name].wait(timeout=WAIT, poll_interval=1)
+    assert status.state is JobState.FAILED and "refusing to load" in status.reason, status.reason
+    assert "it contains posix.system" in status.reason
+    assert not list(tmp_path_factory.getbasetemp().rglob("payload-ran"))
 
 
 def _list(uri: str) -> list[tuple[str, int]]:

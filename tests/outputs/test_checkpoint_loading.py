@@ -3,45 +3,28 @@ resume alike, and the payload never runs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import hostile_checkpoint
 from workbench.errors import PolicyError, ResumeError
 from workbench.outputs.checkpoints import load_checkpoint
 from workbench.runner.inputs.policy import inspect_checkpoint
 from workbench.runner.inputs.resume import resume_checkpoint
 
 
-class _Payload:
-    """Pickles as a call of ``os.system``: what a hostile checkpoint carries."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-def _hostile(tmp_path: Path) -> tuple[Path, Path]:
-    marker = tmp_path / "payload-ran"
-    path = tmp_path / "model_5.pt"
-    torch.save({"actor_state_dict": {"mlp.0.weight": torch.zeros(2, 3)}, "iter": 5, "infos": _Payload(marker)}, path)
-    return path, marker
-
-
 def test_a_hostile_checkpoint_is_refused_for_evaluation(tmp_path: Path) -> None:
-    path, marker = _hostile(tmp_path)
+    path, marker = hostile_checkpoint(tmp_path)
     with pytest.raises(PolicyError, match=rf"refusing to load {path}: it contains posix.system"):
         inspect_checkpoint(path, "rsl_rl")
     assert not marker.exists()
 
 
 def test_a_hostile_checkpoint_is_refused_for_resume(tmp_path: Path) -> None:
-    path, marker = _hostile(tmp_path)
+    path, marker = hostile_checkpoint(tmp_path)
     with pytest.raises(ResumeError, match="refusing to load .*: it contains posix.system"):
         resume_checkpoint(str(path), tmp_path / "job", "rsl_rl")
     assert not marker.exists()

@@ -109,12 +109,21 @@ def load_checkpoint(path: Path, error: type[Exception]) -> Mapping[str, Any]:
         with torch.serialization.safe_globals(allowed):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise error(_refusal(path, allowed) or f"checkpoint {path} is corrupt ({exc})") from None
+        raise error(_refusal(path, allowed) or f"checkpoint {path} is corrupt or not a PyTorch checkpoint "
+                    f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise error(f"checkpoint {path} is corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, Mapping):
         raise error(f"checkpoint {path} holds a {type(data).__name__}, expected a dictionary of weights")
     return data
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The unpickler's own reason from torch's long weights-only message (e.g. "Unsupported operand 110")."""
+    text = str(exc)
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    reason = rest.strip().splitlines()[0].strip() if found and rest.strip() else text.splitlines()[0]
+    return f"UnpicklingError: {reason}"
 
 
 def _refusal(path: Path, allowed: list[Any]) -> str | None:

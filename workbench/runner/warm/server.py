@@ -1,10 +1,16 @@
 """The warm process: imports torch, Isaac Lab and Newton once, then forks each local job's child on request.
 
-``python -m workbench.runner.warm.server`` (started by ``warmstart.start``) serves one Unix socket. For each
-request the server forks; the child leads its own session, points stdin at /dev/null and stdout/stderr at the
-job's pipe, takes the job's environment and working directory, runs the module as ``__main__`` and ends the way a
-fresh interpreter would. The server reports the child's exit code on the request's connection; when that
-connection drops (the runner died) it kills the child's group.
+``python -m workbench.runner.warm.server`` (started by ``warmstart.start``) serves one Unix socket, in a directory
+that must be ours alone (``client.private_directory``). It runs only the workbench's own jobs (``JOB_COMMANDS``).
+For each ``run`` request the server forks; the child leads its own session, points stdin at /dev/null and
+stdout/stderr at the job's pipe, takes the job's environment and working directory, runs the module as
+``__main__`` and ends the way a fresh interpreter would, writing the status it ends with to the job's status pipe
+last (the runner reads it should the server be gone by then). The server reports the child's exit code on the
+request's connection; when that connection drops (the runner died) it kills the child's group.
+
+One thread serves every connection through a selector (no more threads: one holding a lock when the server forks
+would leave the child that lock held for ever): a request is read once its connection is readable, so a silent
+client holds up nobody and is dropped after ``REQUEST_TIMEOUT_S``; a malformed request is refused with the reason.
 
 Nothing may initialise CUDA or Warp before the fork (checked once the modules are imported). Importing torch and
 Newton leaves idle native threads behind; they do not exist in the child, which starts its own (torch resets its
@@ -15,10 +21,12 @@ server's life (and removed at its end) keeps it to one per socket; it exits afte
 from __future__ import annotations
 
 import argparse
+import atexit
 import fcntl
 import importlib
 import json
 import os
+import reprlib
 import runpy
 import selectors
 import signal
@@ -27,7 +35,8 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -35,9 +44,11 @@ from workbench.runner.warm.client import (
     DEFAULT_IDLE_S,
     MESSAGE_BYTES,
     Endpoint,
+    UnsafeSocketPath,
     environment_mismatch,
     import_time_environment,
     path_entries,
+    private_directory,
     send_message,
 )
 
@@ -49,6 +60,56 @@ PRELOAD = (
 """What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp. Not rl_games' runner:
 it asks torch whether CUDA is available, after which torch refuses CUDA in forked children."""
 
+JOB_COMMANDS = (("isaaclab", "train"), ("isaaclab", "play"), ("workbench.runner.evaluation.loop",))
+"""The only ``python -m`` commands the server runs (a command starts with one of these): those the runner forks
+(``commands.isaaclab_command``, ``commands.evaluate_command``)."""
+
+REQUEST_TIMEOUT_S = 5.0
+"""How long a connection may stay open without sending its request before the server drops it."""
+
+OPERATIONS = ("run", "status", "stop")
+
+
+class Refusal(Exception):
+    """A request the server does not carry out; the message, sent back as the refusal, says why."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A well-formed ``run`` request: ``python -m command[0] command[1:]`` in ``cwd`` with ``env``."""
+
+    command: list[str]
+    cwd: str
+    env: dict[str, str]
+
+
+def parse_request(data: bytes) -> dict:
+    """The request as a JSON object with a known ``op``, else Refusal."""
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise Refusal(f"the request is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(message, dict):
+        raise Refusal(f"the request is a JSON {type(message).__name__}, not an object")
+    if message.get("op") not in OPERATIONS:
+        raise Refusal(f"unknown request {reprlib.repr(message.get('op'))}")
+    return message
+
+
+def job_request(message: Mapping[str, object], allowed: Sequence[tuple[str, ...]]) -> JobRequest:
+    """The ``run`` request's job if its fields have their types and its command is ``allowed``, else Refusal."""
+    command, cwd, env = message.get("command"), message.get("cwd"), message.get("env")
+    if not isinstance(command, list) or not command or not all(isinstance(part, str) for part in command):
+        raise Refusal("the command must be a non-empty list of strings")
+    if not isinstance(cwd, str):
+        raise Refusal("the working directory must be a string")
+    if not isinstance(env, dict) or not all(isinstance(value, str) for value in env.values()):
+        raise Refusal("the environment must be an object of strings")
+    if not any(tuple(command[:len(prefix)]) == prefix for prefix in allowed):
+        raise Refusal(f"the warm process runs only the workbench's jobs ({', '.join(' '.join(p) for p in allowed)}), "
+                      f"not {reprlib.repr(' '.join(command[:2]))}")
+    return JobRequest(command, cwd, env)
+
 
 def _reply(conn: socket.socket, message: dict) -> None:
     """Send the last message of a connection and close it; a peer that went away meanwhile is no error."""
@@ -59,16 +120,24 @@ def _reply(conn: socket.socket, message: dict) -> None:
     conn.close()
 
 
-class WarmServer:
-    """The resident process: imports ``preload``, then forks one child per ``run`` request."""
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
-    def __init__(self, endpoint: Endpoint, idle_s: float, preload: Sequence[str]) -> None:
+
+class WarmServer:
+    """The resident process: imports ``preload``, then forks one child per ``run`` request for an allowed command
+    (``JOB_COMMANDS`` and any module of ``also_run``)."""
+
+    def __init__(self, endpoint: Endpoint, idle_s: float, preload: Sequence[str], also_run: Sequence[str] = ()) -> None:
         self.endpoint = endpoint
         self.idle_s = idle_s
         self.preload = list(preload)
+        self.allowed = [*JOB_COMMANDS, *((module,) for module in also_run)]
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
         self.jobs: dict[int, tuple[socket.socket, int]] = {}
+        self.pending: dict[socket.socket, float] = {}
         self.idle_since = time.monotonic()
         self.stopping = False
         self.ready_s = 0.0
@@ -77,7 +146,11 @@ class WarmServer:
         self._lock_fd = -1
 
     def serve(self) -> int:
-        self.endpoint.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            private_directory(self.endpoint.socket_path.parent, create=True)
+        except UnsafeSocketPath as exc:
+            print(f"warm: cannot serve: {exc}", flush=True)
+            return 1
         lock_fd = _acquire_lock(self.endpoint.lock_path)
         if lock_fd is None:
             print("warm: another warm process already serves this workbench home", flush=True)
@@ -95,6 +168,7 @@ class WarmServer:
         self.listener.bind(str(self.endpoint.socket_path))
         os.chmod(self.endpoint.socket_path, 0o600)
         self.listener.listen(16)
+        self.listener.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         print(f"warm: ready in {self.ready_s:.1f} s (pid {os.getpid()}); {len(self.preload)} modules imported; "
@@ -115,59 +189,87 @@ class WarmServer:
                 print("warm: stopping" if self.stopping else f"warm: idle for {self.idle_s:g} s, exiting", flush=True)
                 return
             for key, _ in self.selector.select(timeout=1.0):
-                kind, pid = key.data
+                kind, subject = key.data
                 if kind == "accept":
                     self._accept()
+                elif kind == "request":
+                    self._answer(subject)
                 elif kind == "exited":
-                    self._reap(pid)
+                    self._reap(subject)
                 else:
-                    self._runner_gone(pid)
+                    self._runner_gone(subject)
+            self._drop_silent()
 
     def _accept(self) -> None:
-        conn, _ = self.listener.accept()
-        conn.settimeout(5.0)
         try:
-            data, fds, _, _ = socket.recv_fds(conn, MESSAGE_BYTES, 1)
-            request = json.loads(data) if data else {}
-        except (OSError, ValueError) as exc:
+            conn, _ = self.listener.accept()
+        except OSError as exc:
+            print(f"warm: could not accept a connection: {exc}", flush=True)
+            return
+        conn.setblocking(False)
+        self.pending[conn] = time.monotonic() + REQUEST_TIMEOUT_S
+        self.selector.register(conn, selectors.EVENT_READ, ("request", conn))
+
+    def _drop_silent(self) -> None:
+        """Close the connections that sent no request within ``REQUEST_TIMEOUT_S``."""
+        now = time.monotonic()
+        for conn in [conn for conn, deadline in self.pending.items() if deadline < now]:
+            self._forget(conn)
+            conn.close()
+            print(f"warm: dropped a connection that sent no request within {REQUEST_TIMEOUT_S:g} s", flush=True)
+
+    def _forget(self, conn: socket.socket) -> None:
+        del self.pending[conn]
+        self.selector.unregister(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        """Read the connection's one request and carry it out, or refuse it with the reason."""
+        self._forget(conn)
+        try:
+            data, fds, _, _ = socket.recv_fds(conn, MESSAGE_BYTES, 2)
+        except OSError as exc:
             print(f"warm: unreadable request: {exc}", flush=True)
             conn.close()
             return
-        op = request.get("op")
-        if op == "run" and fds and not self.stopping:
-            try:
-                self._run(conn, request, fds[0])
-            except ValueError as exc:
-                _reply(conn, {"refused": str(exc)})
-            except (KeyError, TypeError, AttributeError, OSError) as exc:
-                _reply(conn, {"refused": f"could not fork the job: {exc!r}"})
+        try:
+            message = parse_request(data)
+            if message["op"] == "run":
+                self._run(conn, self._job(message, len(fds)), fds)
+                return
+        except Refusal as exc:
+            _close_all(fds)
+            _reply(conn, {"refused": str(exc)})
             return
-        for fd in fds:
-            os.close(fd)
-        if op == "status":
+        _close_all(fds)
+        if message["op"] == "status":
             _reply(conn, {"pid": os.getpid(), "jobs": sorted(self.jobs), "ready_s": round(self.ready_s, 2),
                           "idle_s": self.idle_s, "stopping": self.stopping,
                           "environment": import_time_environment(self.environment)})
-        elif op == "stop":
+        else:
             self.stopping = True
             _reply(conn, {"stopping": True, "jobs": sorted(self.jobs)})
-        else:
-            _reply(conn, {"refused": "the warm process is stopping" if self.stopping else f"unknown request {op!r}"})
 
-    def _run(self, conn: socket.socket, request: dict, output_fd: int) -> None:
+    def _job(self, message: dict, fd_count: int) -> JobRequest:
+        """The job of a ``run`` request this server can fork, else Refusal."""
+        if self.stopping:
+            raise Refusal("the warm process is stopping")
+        job = job_request(message, self.allowed)
+        if fd_count != 2:
+            raise Refusal("a run request carries 2 file descriptors (the job's output and status pipes), "
+                          f"not {fd_count}")
+        if differ := environment_mismatch(self.environment, job.env):
+            raise Refusal(f"the job's environment differs from the warm process's in {', '.join(differ)}")
+        return job
+
+    def _run(self, conn: socket.socket, job: JobRequest, fds: Sequence[int]) -> None:
+        """Fork the job's child; ``fds`` (the output and status pipes' write ends) are the child's from here on."""
         try:
-            env = {str(k): str(v) for k, v in request["env"].items()}
-            if differ := environment_mismatch(self.environment, env):
-                raise ValueError(f"the job's environment differs from the warm process's in {', '.join(differ)}")
-            if not all(isinstance(part, str) for part in [request["cwd"], *request["command"]]):
-                raise TypeError("the command and working directory must be strings")
             pid = _fork()
-        except BaseException:
-            os.close(output_fd)
-            raise
+        except OSError as exc:
+            raise Refusal(f"could not fork the job: {exc!r}") from exc
         if pid == 0:
-            self._become_child(request, env, output_fd)
-        os.close(output_fd)
+            self._become_child(conn, job, *fds)
+        _close_all(fds)
         pidfd = os.pidfd_open(pid)
         self.jobs[pid] = (conn, pidfd)
         self.selector.register(pidfd, selectors.EVENT_READ, ("exited", pid))
@@ -176,17 +278,20 @@ class WarmServer:
             send_message(conn, {"pid": pid})
         except OSError:
             os.killpg(pid, signal.SIGKILL)
-        print(f"warm: forked pid {pid} for {' '.join(request['command'][:2])} in {request['cwd']}", flush=True)
+        print(f"warm: forked pid {pid} for {' '.join(job.command[:2])} in {job.cwd}", flush=True)
 
-    def _become_child(self, request: dict, env: dict[str, str], output_fd: int) -> NoReturn:
+    def _become_child(self, conn: socket.socket, job: JobRequest, output_fd: int, status_fd: int) -> NoReturn:
         """In the forked child: become the job's process.
 
         The child leaves the server's code only by ``SystemExit``, which the interpreter ends as it ends any
         process (threading's exit hooks, non-daemon threads joined, atexit handlers, open files flushed); ``serve``
-        leaves its clean-up to the server's own process.
+        leaves its clean-up to the server's own process. No local may hold the exception that ends the child: the
+        cycle it would make keeps the job's module alive past the point where its open files can still be flushed.
         """
+        report = _ExitReport(status_fd)
         try:
             os.setsid()
+            conn.close()
             self._close_server_files()
             for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
@@ -199,30 +304,36 @@ class WarmServer:
             os.close(output_fd)
             sys.stdout.reconfigure(line_buffering=True, write_through=True)
             sys.stderr.reconfigure(line_buffering=True, write_through=True)
-            os.chdir(request["cwd"])
+            os.chdir(job.cwd)
             server_path = path_entries(self.environment.get("PYTHONPATH", ""))
-            private = path_entries(env.get("PYTHONPATH", ""))
-            sys.path[0:1] = [request["cwd"], *private[: len(private) - len(server_path)]]
+            private = path_entries(job.env.get("PYTHONPATH", ""))
+            sys.path[0:1] = [job.cwd, *private[: len(private) - len(server_path)]]
             set_by_imports = {k: v for k, v in os.environ.items() if k not in self.environment}
             os.environ.clear()
-            os.environ.update({**set_by_imports, **env})
-            module, *arguments = request["command"]
+            os.environ.update({**set_by_imports, **job.env})
+            module, *arguments = job.command
             sys.argv = [module, *arguments]
             runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit:
+        except SystemExit as exc:
+            report.status = _exit_status(exc.code)
             raise
         except KeyboardInterrupt:
             traceback.print_exc()
-            raise SystemExit(128 + signal.SIGINT) from None
+            report.status = 128 + signal.SIGINT
+            raise SystemExit(report.status) from None
         except BaseException:  # noqa: BLE001 - nothing but SystemExit may carry the child into the server's code
             traceback.print_exc()
+            report.status = 1
             raise SystemExit(1) from None
+        report.status = 0
         raise SystemExit(0)
 
     def _close_server_files(self) -> None:
         for conn, pidfd in self.jobs.values():
             conn.close()
             os.close(pidfd)
+        for conn in self.pending:
+            conn.close()
         self.listener.close()
         self.selector.close()
         os.close(self._lock_fd)
@@ -248,6 +359,39 @@ class WarmServer:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class _ExitReport:
+    """In a job's child: writes the status its interpreter ends with to the runner's status pipe, so that the
+    runner learns the real exit code even when the server that would report it is gone.
+
+    Registered with atexit before the job runs, it is called after the job's own atexit handlers (and after the
+    non-daemon threads are joined), only in the child itself, not in processes the job forks.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pid = os.getpid()
+        self.status = 1
+        os.set_inheritable(fd, False)
+        atexit.register(self.write)
+
+    def write(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        try:
+            os.write(self.fd, str(self.status).encode())
+        except OSError:
+            pass
+
+
+def _exit_status(code: object) -> int:
+    """The exit status an interpreter ends with on ``SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
 
 
 def _acquire_lock(path: Path, patience_s: float = 1.0) -> int | None:
@@ -309,9 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lock", type=Path, required=True)
     parser.add_argument("--idle", type=float, default=DEFAULT_IDLE_S, help="exit after this many seconds without a job")
     parser.add_argument("--preload", default=",".join(PRELOAD), help="comma-separated modules to import")
+    parser.add_argument("--also-run", action="append", default=[], metavar="MODULE",
+                        help="also run this module, with any arguments (the tests' stand-in jobs)")
     args = parser.parse_args(argv)
     endpoint = Endpoint(args.socket, args.lock, Path(os.devnull))
-    return WarmServer(endpoint, args.idle, [m for m in args.preload.split(",") if m]).serve()
+    return WarmServer(endpoint, args.idle, [m for m in args.preload.split(",") if m], args.also_run).serve()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""The ``workbench`` command's contract: validation output and exit codes, listing and inspecting jobs."""
+"""The ``workbench`` command's contract: validation output and exit codes, listing and inspecting jobs; invalid
+input of every kind (a spec, a flag, a setting, the home, a status file) is exit 2 with one message."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import uuid
 from pathlib import Path
 
+import pytest
+
+from tests.backends.run_dirs import ended_pid, finished_status, tmpfs, write_run
 from tests.helpers import run_cli
 from workbench.spec import paths
 
@@ -62,3 +68,71 @@ def test_list_status_logs_outputs_of_a_finished_job(trained_job) -> None:
     assert "Learning iteration" in logs.stdout and logs.stdout.rstrip().endswith("job succeeded: train finished")
     outputs = run_cli("outputs", job.job_id)
     assert "metrics.csv" in outputs.stdout and "checkpoints/model_2.pt" in outputs.stdout
+
+
+def _runs_before() -> set[Path]:
+    return set(paths.runs_dir().glob("*")) if paths.runs_dir().exists() else set()
+
+
+def test_local_multi_node_is_refused_at_submit() -> None:
+    before = _runs_before()
+    result = run_cli("train", "--num-nodes", "2", "--device", "cpu", "--num-envs", "16")
+    assert result.returncode == 2
+    assert "computeConfig.numNodes: must be 1 on the local backend, got 2" in result.stderr
+    assert "multi-node training runs on the aws backend" in result.stderr
+    assert _runs_before() == before
+
+
+def test_a_spec_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(b"\xff\xfe{\x00\x81")
+    for command in ("validate", "run"):
+        result = run_cli(command, str(spec))
+        assert result.returncode == 2 and "not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_home_that_is_a_file_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.write_text("not a directory")
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    for command in (["list"], ["status", str(uuid.uuid4())], ["train", "--device", "cpu"]):
+        result = run_cli(*command)
+        assert result.returncode == 2, result
+        assert result.stderr.strip() == f"error: WORKBENCH_HOME must be a directory, but {home} is not one"
+
+
+def test_a_read_only_home_refuses_new_jobs_and_still_shows_the_old(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    with tmpfs(tmp_path / "home", size_kib=1024) as home:
+        monkeypatch.setenv("WORKBENCH_HOME", str(home))
+        finished, orphaned = str(uuid.uuid4()), str(uuid.uuid4())
+        write_run(home / "runs", finished, finished_status(finished))
+        runner_died = finished_status(orphaned, state="RUNNING", details={"runner_pid": ended_pid()})
+        write_run(home / "runs", orphaned, runner_died)
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        submitted = run_cli("train", "--device", "cpu")
+        assert submitted.returncode == 2
+        assert submitted.stderr.strip() == (f"error: WORKBENCH_HOME {home} cannot be written (Read-only file system); "
+                                            "set WORKBENCH_HOME to a writable directory")
+        listing = run_cli("list")
+        assert listing.returncode == 0 and f"{finished}  SUCCEEDED" in listing.stdout
+        status = json.loads(run_cli("status", orphaned).stdout)
+        assert status["state"] == "FAILED" and "not recorded" in status["reason"]
+
+
+def test_malformed_status_files_exit_2_and_the_listing_shows_every_run(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    good, truncated, listed, other = (str(uuid.uuid4()) for _ in range(4))
+    write_run(tmp_path / "runs", good, finished_status(good))
+    write_run(tmp_path / "runs", truncated, json.dumps(finished_status(truncated)).encode()[:40])
+    write_run(tmp_path / "runs", listed, b'["SUCCEEDED"]')
+    write_run(tmp_path / "runs", other, finished_status(good))
+    for job_id, words in ((truncated, "not JSON"), (listed, "must be a JSON object, not list"),
+                          (other, f"it names job {good!r}")):
+        result = run_cli("status", job_id)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"error: the status of job {job_id} at ") and words in result.stderr
+    lines = run_cli("list").stdout.splitlines()
+    assert len(lines) == 4 and any(line.startswith(f"{good}  SUCCEEDED") for line in lines)
+    assert sum("FAILED     no progress yet  unreadable: the status of job" in line for line in lines) == 3

@@ -1,7 +1,8 @@
 """The ``workbench`` command: validate, run, train, evaluate and follow jobs on the local or aws backend.
 
-Exit codes: 0 success; 1 the job FAILED or was CANCELLED (``--wait``) or an operation failed; 2 invalid input
-(nothing was started).
+Exit codes: 0 success; 1 the job FAILED or was CANCELLED (``--wait``) or an operation failed; 2 invalid input:
+a spec, a flag, a ``WORKBENCH_*`` setting (the home included) or a status file that cannot be used (nothing was
+started). Errors are one message, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from workbench.backends import backend_names, get_backend
 from workbench.backends.base import Job
-from workbench.errors import WorkbenchError
+from workbench.errors import SettingError, WorkbenchError
 from workbench.spec.document import FieldError, JobSpec, SpecError, is_job_id, parse_spec
+from workbench.spec.settings import check_seconds
 from workbench.spec.status import JobState, JobStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -34,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INVALID if isinstance(exc, (SettingError, ValueError)) else EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
     warm = sub.add_parser("warm", help="start, stop or show the warm process that forks local jobs' children")
     warm.add_argument("action", choices=["start", "stop", "status"])
-    warm.add_argument("--timeout", type=float, default=300.0, help="seconds `start` waits for the imports")
+    warm.add_argument("--timeout", type=_timeout, default=300.0, help="seconds `start` waits for the imports")
     warm.set_defaults(handler=_warm)
 
     tasks = sub.add_parser("tasks", help="list the tasks Isaac Lab knows (and a custom package's)")
@@ -294,9 +296,17 @@ def _warm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read(path: Path) -> str:
+def _timeout(text: str) -> float:
+    """``--timeout``: a positive number of seconds (argparse makes the refusal its usage error, exit 2)."""
     try:
-        return path.read_text()
+        return check_seconds("--timeout", text)
+    except SettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except OSError as exc:
         raise SpecError([FieldError("$", f"cannot read {path}: {exc.strerror}")]) from None
 

@@ -35,6 +35,10 @@ class JobFailedError(WorkbenchError):
         super().__init__(f"job {status.job_id} {status.state.value}: {status.reason}")
 
 
+class StatusFileError(WorkbenchError, ValueError):
+    """A local job's status file is missing, unreadable, or not a job status (malformed input: the CLI exits 2)."""
+
+
 class RunnerError(WorkbenchError):
     """The runner cannot go on with the job; the message is the job's failure reason."""
 

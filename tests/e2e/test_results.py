@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
 from IPython.display import Video

@@ -2,7 +2,9 @@
 
 The same code runs a local job (the local backend starts ``python -m workbench.runner`` detached) and a job in the
 AWS Batch container. It owns the job: whatever happens (success, non-zero exit, exception, signal, invalid spec,
-stalled child), exactly one final status reaches the channel, with the reason in words.
+stalled child, a full disk), exactly one final status reaches the channel, with the reason in words. The one
+exception is a work directory deleted while the job runs: the child is stopped and the job fails in the log and
+the exit status only, since reporting through the status file would recreate the directory.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from workbench.errors import RunnerError, SpecError
 from workbench.outputs.layout import config_file
 from workbench.outputs.progress import ProgressParser
 from workbench.runner import commands
-from workbench.runner.context import RunnerSettings, StatusPublisher
+from workbench.runner.context import RunnerSettings, SpaceReserve, StatusPublisher, WorkDirectory, no_space
 from workbench.runner.inputs.custom_env import CustomEnvironment, install_custom_environment
 from workbench.runner.modes import CHILD_DIR, MODES, Mode
 from workbench.runner.multinode import WORKER_GRACE_S, mark_training_finished, training_finished, worker_end
 from workbench.runner.process import Child, ChildProcess, describe_exit
-from workbench.runner.slots import acquire_slot
+from workbench.runner.slots import acquire_slot, enqueue
 from workbench.runner.warm import client as warmstart
 from workbench.spec import paths
 from workbench.spec.document import JobSpec, parse_spec
@@ -41,7 +43,9 @@ class JobRunner:
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
         self.work_dir = settings.work_dir
-        self.publisher = StatusPublisher(settings)
+        self.place = WorkDirectory(settings.work_dir)
+        self.reserve = SpaceReserve(settings.work_dir)
+        self.publisher = StatusPublisher(settings, self.place)
         self.cancel_reason: str | None = None
         self.child: Child | None = None
         self.mode: Mode | None = None
@@ -49,37 +53,66 @@ class JobRunner:
         self._job_log = None
         self._slot: int | None = None
         self._log_lock = threading.Lock()
+        self._log_error: OSError | None = None
 
     def run(self) -> JobStatus:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._open_log()
+        """Run the job to its final status; raises OSError only where even that status cannot be published."""
         self._install_signal_handlers()
         final: JobStatus | None = None
         try:
-            if not self._wait_for_slot():
+            self.place.claim()
+            self.reserve.hold()
+            self._open_log()
+            queued = self._wait_for_slot()
+            self._check_health()
+            if not queued:
                 return self._finish(JobState.CANCELLED, self.cancel_reason or "cancelled while queued")
             self.publisher.publish(JobState.STARTING, "preparing the job", heartbeat=True)
             spec = self._parse_spec()
             final = self._run_spec(spec)
-        except (SpecError, RunnerError) as exc:
-            final = self._finish(JobState.FAILED, str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the channel
-            self._say(traceback.format_exc())
-            final = self._finish(JobState.FAILED, f"internal error in the runner: {exc!r}")
+            self._stop_child()  # before the final state, which says that the job's processes ended
+            final = self._finish(JobState.FAILED, self._failure_reason(exc))
         finally:
-            if self.child is not None and self.child.poll() is None:
-                self.child.stop(self.settings.stop_grace)
+            self._stop_child()
+            self.reserve.release()
             self._keep_warm()
         return final or self._finish(JobState.FAILED, "the runner stopped without a result")
 
+    def _failure_reason(self, exc: Exception) -> str:
+        """The job's failure reason for ``exc``: a spec or runner error's own words, a full disk's (the reserve is
+        given back so that it can be reported), else an error of the runner itself (its traceback to the log)."""
+        if isinstance(exc, (SpecError, RunnerError)):
+            return str(exc)
+        if no_space(exc):
+            self.reserve.release()
+            where = Path(exc.filename).parent if exc.filename else self.work_dir
+            return f"no space left on {where}; the job was stopped"
+        self._say(traceback.format_exc())
+        return f"internal error in the runner: {exc!r}"
+
     def _wait_for_slot(self) -> bool:
-        """With a concurrency limit, stay SUBMITTED (queued) until a slot is free; False if cancelled meanwhile."""
+        """With a concurrency limit, stay SUBMITTED (queued) until this job is first in line and a slot is free;
+        False if it was cancelled (or its work directory deleted) meanwhile."""
         settings = self.settings
         if not settings.max_concurrent or settings.slots_dir is None:
             return True
         self.publisher.publish(JobState.SUBMITTED, f"queued: waiting for one of {settings.max_concurrent} job slots")
-        self._slot = acquire_slot(settings.slots_dir, settings.max_concurrent, lambda: self.cancel_reason is not None)
+        ticket = settings.queue_ticket or enqueue(settings.slots_dir, settings.job_id)
+        self._slot = acquire_slot(settings.slots_dir, settings.max_concurrent, ticket,
+                                  lambda: self.cancel_reason is not None or self.place.gone())
         return self._slot is not None
+
+    def _check_health(self) -> None:
+        """Fail the job where its work directory was deleted or its log could not be written (a full disk)."""
+        if self.place.gone():
+            raise RunnerError(f"the run directory {self.work_dir} was deleted while the job ran; the job was stopped")
+        if self._log_error is not None:
+            raise self._log_error
+
+    def _stop_child(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.stop(self.settings.stop_grace)
 
     def _parse_spec(self) -> JobSpec:
         spec = parse_spec(self.settings.spec_text)
@@ -108,7 +141,9 @@ class JobRunner:
         else:
             self._warm_env = commands.child_environment(self.settings.environ, env_extra, [])
         parser = ProgressParser(spec.rl_library, mode.progress_unit)
+        self._check_health()
         code = self._supervise(command, child_dir, env, parser, mode)
+        self._check_health()
         return self._conclude(spec, code, parser, mode)
 
     def _custom_environment(self, spec: JobSpec) -> CustomEnvironment | None:
@@ -145,10 +180,10 @@ class JobRunner:
                 self.child.stop(settings.stop_grace)
                 return self.child.poll() or 0
             if now - self.child.last_output_at > settings.heartbeat_timeout:
-                self.child.stop(settings.stop_grace)
                 raise RunnerError(
                     f"heartbeat timeout: no progress for {settings.heartbeat_timeout:g} s, the job was stopped"
                 )
+            self._check_health()
             if now - last_heartbeat >= settings.heartbeat_interval and self.child.last_output_at > output_at_heartbeat:
                 output_at_heartbeat = self.child.last_output_at
                 last_heartbeat = last_publish = now
@@ -224,11 +259,23 @@ class JobRunner:
                             JobState.CANCELLED if self.cancel_reason else JobState.FAILED, reason)
 
     def _finish(self, state: JobState, reason: str, output_uri: str | None = None) -> JobStatus:
+        """Publish the final status (on a full disk once more after giving back the reserve); the status returned
+        says how the job ended even where it was not published (see :class:`StatusPublisher`)."""
         self._say(f"job {state.value.lower()}: {reason}")
-        status = self.publisher.publish(state, reason, output_uri=output_uri)
-        if self._job_log is not None:
-            self._job_log.flush()
-        return status or JobStatus(self.settings.job_id, self.publisher.state, reason)
+        try:
+            status = self.publisher.publish(state, reason, output_uri=output_uri)
+        except OSError as exc:
+            if not (no_space(exc) and self.reserve.release()):
+                raise
+            status = self.publisher.publish(state, reason, output_uri=output_uri)
+        with self._log_lock:
+            if self._job_log is not None:
+                try:
+                    self._job_log.flush()
+                except OSError:
+                    pass
+        ended = self.publisher.state if self.publisher.state.is_terminal else state
+        return status or JobStatus(self.settings.job_id, ended, reason)
 
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
@@ -243,9 +290,14 @@ class JobRunner:
         self._job_log = path.open("a", buffering=1, encoding="utf-8")
 
     def _write_log(self, line: str) -> None:
+        """Log a line; a write that fails (a full disk) is kept for the supervision to fail the job with, since
+        this runs on the child's reader thread too."""
         with self._log_lock:
             if self._job_log is not None:
-                self._job_log.write(line + "\n")
+                try:
+                    self._job_log.write(line + "\n")
+                except OSError as exc:
+                    self._log_error = self._log_error or exc
             print(line, flush=True)
 
     def _say(self, message: str) -> None:

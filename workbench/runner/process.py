@@ -1,20 +1,23 @@
 """The child process: started in its own process group, its output streamed line by line, stopped as a group.
 
 Isaac Lab's ``play`` ignores SIGTERM (and rl_games only stops on SIGINT), so stopping sends SIGINT and SIGTERM to
-the whole group and SIGKILL after a grace period: nothing the job started is left running.
+the whole group and SIGKILL after a grace period: nothing the job started is left running. A fresh child is also
+killed by the kernel when its runner dies without stopping it (SIGKILL, a crash): nobody would watch or report it.
 """
 
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class Child:
@@ -69,7 +72,10 @@ class Child:
 
 
 class ChildProcess(Child):
-    """A fresh process for ``command``, in its own session; ``on_line`` gets every output line (reader thread)."""
+    """A fresh process for ``command``, in its own session; ``on_line`` gets every output line (reader thread).
+
+    Start it from the thread that watches it: the kernel's parent-death signal follows the thread that forked.
+    """
 
     def __init__(
         self,
@@ -87,6 +93,7 @@ class ChildProcess(Child):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_dies_with(os.getpid()),
         )
         super().__init__(self._popen.pid, os.dup(self._popen.stdout.fileno()), on_line)
         self._popen.stdout.close()
@@ -98,37 +105,16 @@ class ChildProcess(Child):
         return self._popen.wait()
 
 
-class ForkedChild(Child):
-    """A child forked by the warm process (``warmstart``): the exit code arrives on the request's connection.
+def _dies_with(runner_pid: int) -> Callable[[], None]:
+    """Run in the forked child before it executes the command: SIGKILL it when the runner (its parent) ends, and
+    end it at once when the runner is gone already."""
 
-    Should the warm process itself die first, the code is lost: the child counts as killed once its group is gone.
-    """
+    def arrange() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != runner_pid:
+            os._exit(1)
 
-    def __init__(self, pid: int, connection: socket.socket, output_fd: int, on_line: Callable[[str], None]) -> None:
-        self._connection = connection
-        self._connection.setblocking(False)
-        self._code: int | None = None
-        super().__init__(pid, output_fd, on_line)
-
-    def poll(self) -> int | None:
-        if self._code is None:
-            self._code = self._read_exit()
-        return self._code
-
-    def _read_exit(self) -> int | None:
-        try:
-            data = self._connection.recv(4096)
-        except BlockingIOError:
-            return None
-        except OSError:
-            data = b""
-        if data:
-            self._connection.close()
-            return int(json.loads(data)["exit"])
-        if group_alive(self.pid):
-            return None
-        self._connection.close()
-        return -signal.SIGKILL
+    return arrange
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

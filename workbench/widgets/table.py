@@ -13,6 +13,7 @@ import ipywidgets as w
 import pandas as pd
 
 from workbench.backends import Backend, Job, get_backend
+from workbench.errors import WorkbenchError
 from workbench.outputs.checkpoints import job_checkpoint, job_checkpoint_places
 from workbench.results.plots import compare, figure_png
 from workbench.spec.status import JobState, JobStatus
@@ -22,10 +23,10 @@ COLUMNS = ["job_id", "mode", "task", "state", "duration_s", "final_reward", "ite
 HEADER = ("job", "mode", "task", "state", "duration", "final reward")
 
 
-def job_summary(status: JobStatus, job: Job) -> dict[str, Any]:
-    """Task, mode, duration and final reward of a job: what it is from its spec, how it went from ``status``
-    (the duration from the start time in its details, where the backend gives one)."""
-    spec = job_spec(job)
+def job_summary(status: JobStatus, job: Job | None) -> dict[str, Any]:
+    """Task, mode, duration and final reward of a job: what it is from its spec (none without a ``job`` to ask),
+    how it went from ``status`` (the duration from the start time in its details, where the backend gives one)."""
+    spec = job_spec(job) if job is not None else None
     started = status.details.get("started_at") or status.details.get("submitted_at")
     end = status.updated_at if status.state.is_terminal else time.time()
     return {
@@ -41,9 +42,17 @@ def job_summary(status: JobStatus, job: Job) -> dict[str, Any]:
 
 
 def jobs_frame(backend: Backend, limit: int | None = None) -> pd.DataFrame:
-    """The newest ``limit`` (default: all) jobs of a backend as a DataFrame, newest first."""
-    statuses = backend.list_jobs()[:limit]
-    return pd.DataFrame([job_summary(status, backend.job(status.job_id)) for status in statuses], columns=COLUMNS)
+    """The newest ``limit`` (default: all) jobs of a backend as a DataFrame, newest first. A run the backend lists
+    but cannot hand out (an unreadable run directory) is a row with its state and reason only."""
+    rows = [job_summary(status, _job_or_none(backend, status.job_id)) for status in backend.list_jobs()[:limit]]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _job_or_none(backend: Backend, job_id: str) -> Job | None:
+    try:
+        return backend.job(job_id)
+    except WorkbenchError:
+        return None
 
 
 def policy_choices(backend: Backend) -> list[str]:
@@ -97,8 +106,9 @@ class JobTable:
             pick.observe(lambda change, jid=row.job_id: self._pick(jid, change["new"]), names="value")
             duration = f"{row.duration_s:.0f} s" if pd.notna(row.duration_s) else "-"
             reward = f"{row.final_reward:.3f}" if pd.notna(row.final_reward) else "-"
-            text = w.HTML(f"<code>{row.job_id[:8]}</code> {row.mode or ''} {escape(str(row.task or ''))} "
-                          f"<b>{row.state}</b> {duration} reward {reward}", layout=w.Layout(width="560px"))
+            what = f"{row.mode} {escape(str(row.task))}" if pd.notna(row.mode) else escape(str(row.reason))
+            text = w.HTML(f"<code>{escape(row.job_id[:8])}</code> {what} <b>{row.state}</b> {duration} reward {reward}",
+                          layout=w.Layout(width="560px"))
             open_button = w.Button(description="Open", layout=w.Layout(width="70px"))
             open_button.on_click(lambda _, jid=row.job_id: self.open(jid))
             cancel_button = w.Button(description="Cancel", layout=w.Layout(width="70px"),
@@ -110,8 +120,14 @@ class JobTable:
     def _pick(self, job_id: str, on: bool) -> None:
         (self.selected.add if on else self.selected.discard)(job_id)
 
-    def open(self, job_id: str) -> JobPanel:
-        panel = JobPanel(self.backend.job(job_id))
+    def open(self, job_id: str) -> JobPanel | None:
+        """Show the job's live panel; for a job its backend cannot hand out, the reason instead."""
+        try:
+            job = self.backend.job(job_id)
+        except WorkbenchError as exc:
+            self.detail.children = [w.HTML(f"<code>{escape(job_id)}</code>: {escape(str(exc))}")]
+            return None
+        panel = JobPanel(job)
         self.detail.children = [panel.widget]
         panel.refresh()
         if not panel.status.state.is_terminal:

@@ -15,7 +15,6 @@ otherwise the request is refused with the reason and the job runs fresh.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.runner.process import Child
+from workbench.runner.slots import is_held
 from workbench.spec.settings import seconds_setting
 
 IMPORT_TIME_PREFIXES = ("ISAAC", "NEWTON", "OMNI", "WARP_", "CUDA_", "NVIDIA_", "TORCH", "PYTORCH_", "OMP_", "MKL_",
@@ -302,16 +302,9 @@ def is_starting_or_running(endpoint: Endpoint) -> bool:
     """Whether a warm process holds the lock (it may still be importing)."""
     try:
         private_directory(endpoint.lock_path.parent)
-        fd = os.open(endpoint.lock_path, os.O_RDWR)
     except FileNotFoundError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_held(endpoint.lock_path)
 
 
 def start(endpoint: Endpoint, env: Mapping[str, str], idle_s: float,

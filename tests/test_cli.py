@@ -136,3 +136,16 @@ def test_malformed_status_files_exit_2_and_the_listing_shows_every_run(tmp_path:
     lines = run_cli("list").stdout.splitlines()
     assert len(lines) == 4 and any(line.startswith(f"{good}  SUCCEEDED") for line in lines)
     assert sum("FAILED     no progress yet  unreadable: the status of job" in line for line in lines) == 3
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "outputs", "cancel"])
+def test_a_job_id_that_is_a_path_exits_2_and_touches_nothing(tmp_path: Path, command: str) -> None:
+    """A crafted run directory outside the home (its status naming a process group) is never read or signalled."""
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    status = crafted / "status.json"
+    status.write_text(json.dumps({"job_id": "x", "state": "RUNNING", "details": {"child_pgid": 1}}))
+    before = status.stat().st_mtime_ns
+    result = run_cli(command, str(crafted))
+    assert result.returncode == 2 and "jobId: must be a UUID" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and status.stat().st_mtime_ns == before

@@ -9,6 +9,7 @@ import pytest
 from evaluation_fixtures import backend, evaluated_jobs, evaluation_settings  # noqa: F401  (fixtures)
 from IPython.display import Video
 
+from tests.helpers import TRAIN_ITERATIONS
 from workbench import results
 
 LIBRARIES = ("rsl_rl", "rl_games", "skrl")
@@ -25,8 +26,9 @@ def test_training_curves_of_each_library(trained_job) -> None:
         metrics = results.load_metrics(job)
         assert not metrics.empty and "step" in metrics.columns
         curves = results.training_curves(job)
-        assert list(curves.columns) == ["step", "reward", "episode_length"]
+        assert list(curves.columns) == ["iteration", "reward", "episode_length"]
         assert curves["reward"].notna().any(), f"{library}: no reward tag among {list(metrics.columns)}"
+        assert curves["iteration"].max() <= TRAIN_ITERATIONS[library], f"{library}: x is not the iteration"
         figure = results.plot_training(job)
         assert len(figure.axes) == 2 and any(len(line.get_xdata()) for line in _lines(figure))
         figure.savefig(io.BytesIO(), format="png")

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import optuna
+import pandas as pd
 
 from workbench.sweep.objectives import objective_label
 
-if TYPE_CHECKING:
-    from workbench.sweep.study import Sweep
+
+class PlottedSweep(Protocol):
+    """What the plots read of a sweep."""
+
+    name: str
+    direction: str
+    objective: Any
+
+    def results(self) -> pd.DataFrame: ...
+
+    def study(self) -> optuna.Study: ...
 
 
-def plot_objective(sweep: Sweep, ax: Any = None) -> Any:
+def plot_objective(sweep: PlottedSweep, ax: Any = None) -> Any:
     """Objective per trial (completed and pruned) with the best-so-far line."""
     import matplotlib.pyplot as plt
 
@@ -34,21 +44,21 @@ def plot_objective(sweep: Sweep, ax: Any = None) -> Any:
     return ax
 
 
-def plot_parallel_coordinates(sweep: Sweep) -> Any:
+def plot_parallel_coordinates(sweep: PlottedSweep) -> Any:
     """Parameters of each completed trial against the objective (optuna's matplotlib plot)."""
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
     return _optuna_plot(plot_parallel_coordinate, sweep)
 
 
-def plot_importance(sweep: Sweep) -> Any:
+def plot_importance(sweep: PlottedSweep) -> Any:
     """fANOVA parameter importance (needs a few completed trials with varied parameters)."""
     from optuna.visualization.matplotlib import plot_param_importances
 
     return _optuna_plot(plot_param_importances, sweep)
 
 
-def _optuna_plot(plot: Callable[..., Any], sweep: Sweep) -> Any:
+def _optuna_plot(plot: Callable[..., Any], sweep: PlottedSweep) -> Any:
     """One of optuna's matplotlib plots of the sweep's study, without its "experimental" warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

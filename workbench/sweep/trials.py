@@ -10,15 +10,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from workbench.backends import Job
+from workbench.backends import Backend, Job
 from workbench.errors import SweepError
 from workbench.results.history import IterationHistory
 from workbench.spec.document import JobSpec
 
-if TYPE_CHECKING:
-    from workbench.sweep.study import Sweep
+
+class TrialHost(Protocol):
+    """What a trial runner needs of its sweep: where jobs go and where reports are kept."""
+
+    backend: Backend
+    backend_name: str
+    dir: Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -46,14 +51,14 @@ class TrialRunner:
 
     name = ""
 
-    def start(self, sweep: Sweep, number: int, spec: JobSpec) -> Started:
+    def start(self, sweep: TrialHost, number: int, spec: JobSpec) -> Started:
         raise NotImplementedError
 
 
 class BackendTrialRunner(TrialRunner):
     name = "backend"
 
-    def start(self, sweep: Sweep, number: int, spec: JobSpec) -> Started:
+    def start(self, sweep: TrialHost, number: int, spec: JobSpec) -> Started:
         return sweep.backend.submit(spec), None, None
 
 
@@ -72,7 +77,7 @@ class NotebookTrialRunner(TrialRunner):
         self.kernel = kernel
         self.start_timeout = start_timeout
 
-    def start(self, sweep: Sweep, number: int, spec: JobSpec) -> Started:
+    def start(self, sweep: TrialHost, number: int, spec: JobSpec) -> Started:
         reports = sweep.dir / "reports"
         reports.mkdir(parents=True, exist_ok=True)
         report = reports / f"trial_{number:04d}.ipynb"

@@ -528,7 +528,7 @@ def test_two_vams_executions_and_two_pipelines_of_one_execution_are_separate_job
     ]
     jobs = [json.loads(entry.start_job(event, machine, client)["body"])["jobId"] for event in events]
     assert len(set(jobs)) == 3 and len(executions(client, machine)) == 3
-    assert all(prepare.JOB_ID_PATTERN.match(job) for job in jobs)
+    assert all(prepare.AWS_JOB_ID_PATTERN.match(job) for job in jobs)
     assert jobs[0] == entry.job_id_for(training_event(template, "exec-1", "another token")["body"])
 
 

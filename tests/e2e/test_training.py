@@ -171,19 +171,10 @@ def test_the_first_job_leaves_a_warm_process_for_the_next(monkeypatch: pytest.Mo
     pid = int(started.group(1))
     try:
         deadline = time.monotonic() + 60
-        while not warmstart.is_starting_or_running(endpoint) and _alive(pid) and time.monotonic() < deadline:
+        while not warmstart.is_starting_or_running(endpoint) and group_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         answer = warmstart.wait_ready(endpoint, 180)
         assert answer is not None and answer["pid"] == pid, endpoint.log_path.read_text()
         assert answer["idle_s"] == 120
     finally:
         warmstart.stop(endpoint)
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still runs: the warm process outlives the job that started it, so it is nobody's child here."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

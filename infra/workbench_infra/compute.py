@@ -1,11 +1,20 @@
 """Compute: the container image, the Batch GPU compute environments and queues, the job role and job definitions.
 
-Two compute environments offer the configured ``instanceTypes``: single-node jobs run in one spread over every
+The compute environments offer the configured ``instanceTypes``: single-node jobs run in ones spread over every
 compute subnet (any Availability Zone with capacity); multi-node jobs in one with a cluster placement group in
-a single subnet, so that all nodes of a job land in one Availability Zone, close together (NCCL traffic). Each has
-its own queue; the prepare Lambda picks the queue by node count. The job definitions' default resources are the
-size of a 1-GPU job on the smallest offered instance (``workbench.spec.instance_types``); every submission overrides
-them with the job's own size.
+a single subnet, so that all nodes of a job land in one Availability Zone, close together (NCCL traffic), always
+on-demand (AWS Batch runs no multi-node parallel job on Spot). The config's ``capacity`` decides the single-node
+ones: an on-demand environment (BEST_FIT_PROGRESSIVE), a spot one (SPOT_PRICE_CAPACITY_OPTIMIZED, AWS's advice for
+interruptible work: the lowest-priced pools least likely to be reclaimed), or both, the main queue ordering spot
+first. With both, two more queues hold one kind each, for jobs that ask for it (``computeConfig.capacity``); the
+prepare Lambda picks the queue by node count and capacity (``workbench.spec.capacity``).
+
+The single-node job definition retries host terminations (a spot reclaim, a lost instance: a status reason
+``Host EC2*``) up to the config's ``maxAttempts`` and nothing else; the runner of a retried attempt resumes from
+the job's newest checkpoint on EFS (``workbench.runner.recovery``). Multi-node jobs are not retried.
+
+The job definitions' default resources are the size of a 1-GPU job on the smallest offered instance
+(``workbench.spec.instance_types``); every submission overrides them with the job's own size.
 
 Both job definitions mount EFS at ``/mnt/efs`` and carry the runner's static environment (``JOB_ENVIRONMENT``);
 the per-job values (spec, job id, output URI, checkpoint dir, the name of the job's task token parameters) come
@@ -27,6 +36,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from workbench.spec.capacity import ON_DEMAND, SPOT, stack_kinds
 from workbench.spec.instance_types import job_size
 from workbench_infra.config import PipelineConfig
 from workbench_infra.network import Network
@@ -40,6 +50,8 @@ HEARTBEAT_INTERVAL_SECONDS = 300
 HEARTBEAT_TIMEOUT_SECONDS = 1800
 SHARED_MEMORY_MIB = 8192
 DEFAULT_NUM_NODES = 2
+HOST_TERMINATED = "Host EC2*"
+"""The status reason Batch gives a job whose instance went away (spot reclaim, instance retirement or failure)."""
 MAX_JOB_SECONDS = 28800 + 900
 RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
@@ -101,7 +113,7 @@ class Compute(Construct):
                 )
             ],
         )
-        def environment(id: str, **placement) -> batch.ManagedEc2EcsComputeEnvironment:
+        def environment(id: str, spot: bool = False, **placement) -> batch.ManagedEc2EcsComputeEnvironment:
             return batch.ManagedEc2EcsComputeEnvironment(
                 self,
                 id,
@@ -109,19 +121,33 @@ class Compute(Construct):
                 security_groups=[self.security_group],
                 instance_types=[ec2.InstanceType(name) for name in config.instance_types],
                 use_optimal_instance_classes=False,
-                allocation_strategy=batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
+                spot=spot,
+                allocation_strategy=batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED if spot
+                else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
                 maxv_cpus=config.max_vcpus,
                 launch_template=launch_template,
                 images=[batch.EcsMachineImage(image_type=batch.EcsMachineImageType.ECS_AL2023_NVIDIA)],
                 **placement,
             )
 
-        self.compute_environment = environment(
-            "GpuComputeEnvironment",
-            vpc_subnets=network.compute_subnets,
-            minv_cpus=WARM_VCPUS if config.keep_warm_instance else 0,
-        )
-        self.job_queue = _queue(self, "JobQueue", self.compute_environment)
+        kinds = stack_kinds(config.capacity)
+        ids = {ON_DEMAND: "GpuComputeEnvironment", SPOT: "SpotGpuComputeEnvironment"}
+        self.compute_environments = {
+            kind: environment(
+                ids[kind],
+                spot=kind == SPOT,
+                vpc_subnets=network.compute_subnets,
+                minv_cpus=WARM_VCPUS if config.keep_warm_instance and kind == kinds[0] else 0,
+            )
+            for kind in kinds
+        }
+        """The single-node compute environments by capacity kind (``on-demand``, ``spot``), where the stack has them."""
+        self.job_queue = _queue(self, "JobQueue", *(self.compute_environments[kind] for kind in kinds))
+        self.kind_queues = {kinds[0]: self.job_queue} if len(kinds) == 1 else {
+            ON_DEMAND: _queue(self, "OnDemandJobQueue", self.compute_environments[ON_DEMAND]),
+            SPOT: _queue(self, "SpotJobQueue", self.compute_environments[SPOT]),
+        }
+        """The queue of each kind alone: the main queue where the stack has one kind, else a queue of its own."""
         self.placement_group = ec2.PlacementGroup(self, "MultiNodePlacementGroup", strategy=ec2.PlacementGroupStrategy.CLUSTER)
         one_subnet = network.vpc.select_subnets(subnet_type=network.compute_subnets.subnet_type).subnets[0]
         self.multi_node_compute_environment = environment(
@@ -131,20 +157,33 @@ class Compute(Construct):
             placement_group=self.placement_group,
         )
         self.multi_node_job_queue = _queue(self, "MultiNodeJobQueue", self.multi_node_compute_environment)
-        self._enable_container_insights(self.compute_environment, "")
+        for kind, compute_environment in self.compute_environments.items():
+            self._enable_container_insights(compute_environment, "" if kind == ON_DEMAND else "Spot")
         self._enable_container_insights(self.multi_node_compute_environment, "MultiNode")
+
+    @property
+    def job_queues(self) -> list[batch.JobQueue]:
+        """Every queue of the stack (main, one-kind queues, multi-node), each once."""
+        queues = (self.job_queue, *self.kind_queues.values(), self.multi_node_job_queue)
+        return list({id(queue): queue for queue in queues}.values())
 
     def add_job_definitions(self, storage: Storage) -> None:
         """The job role and both job definitions (they need the bucket and the file system)."""
         self.job_role = _job_role(self, storage, self.token_parameter_prefix)
-        container = self._container_properties(storage)
         self.single_node_job_definition = batch.CfnJobDefinition(
             self,
             "SingleNodeJobDefinition",
             type="container",
             platform_capabilities=["EC2"],
-            container_properties=container,
-            retry_strategy=batch.CfnJobDefinition.RetryStrategyProperty(attempts=1),
+            container_properties=self._container_properties(storage, self.config.max_attempts),
+            retry_strategy=batch.CfnJobDefinition.RetryStrategyProperty(
+                attempts=self.config.max_attempts,
+                evaluate_on_exit=[
+                    batch.CfnJobDefinition.EvaluateOnExitProperty(on_status_reason=HOST_TERMINATED, action="RETRY"),
+                    batch.CfnJobDefinition.EvaluateOnExitProperty(on_reason="*", action="EXIT"),
+                    batch.CfnJobDefinition.EvaluateOnExitProperty(on_exit_code="*", action="EXIT"),
+                ],
+            ),
             timeout=batch.CfnJobDefinition.TimeoutProperty(attempt_duration_seconds=MAX_JOB_SECONDS),
             propagate_tags=True,
         )
@@ -156,15 +195,20 @@ class Compute(Construct):
             node_properties=batch.CfnJobDefinition.NodePropertiesProperty(
                 main_node=0,
                 num_nodes=DEFAULT_NUM_NODES,
-                node_range_properties=[batch.CfnJobDefinition.NodeRangePropertyProperty(target_nodes="0:", container=container)],
+                node_range_properties=[batch.CfnJobDefinition.NodeRangePropertyProperty(
+                    target_nodes="0:", container=self._container_properties(storage, max_attempts=1))],
             ),
             retry_strategy=batch.CfnJobDefinition.RetryStrategyProperty(attempts=1),
             timeout=batch.CfnJobDefinition.TimeoutProperty(attempt_duration_seconds=MAX_JOB_SECONDS),
             propagate_tags=True,
         )
 
-    def _container_properties(self, storage: Storage) -> batch.CfnJobDefinition.ContainerPropertiesProperty:
-        environment = {**JOB_ENVIRONMENT, "AWS_DEFAULT_REGION": Aws.REGION}
+    def _container_properties(
+        self, storage: Storage, max_attempts: int
+    ) -> batch.CfnJobDefinition.ContainerPropertiesProperty:
+        """The container of a job definition whose retry strategy allows ``max_attempts`` (the runner holds back
+        the callback of an interrupted attempt that Batch may retry)."""
+        environment = {**JOB_ENVIRONMENT, "AWS_DEFAULT_REGION": Aws.REGION, "WORKBENCH_MAX_ATTEMPTS": str(max_attempts)}
         size = job_size(self.config.instance_types, gpus=1)
         return batch.CfnJobDefinition.ContainerPropertiesProperty(
             image=self.image.image_uri,
@@ -239,9 +283,13 @@ class Compute(Construct):
         insights.node.add_dependency(lookup)
 
 
-def _queue(scope: Construct, id: str, environment: batch.ManagedEc2EcsComputeEnvironment) -> batch.JobQueue:
+def _queue(scope: Construct, id: str, *environments: batch.ManagedEc2EcsComputeEnvironment) -> batch.JobQueue:
+    """A queue trying ``environments`` in the order given."""
     return batch.JobQueue(
-        scope, id, compute_environments=[batch.OrderedComputeEnvironment(compute_environment=environment, order=1)]
+        scope, id, compute_environments=[
+            batch.OrderedComputeEnvironment(compute_environment=environment, order=order)
+            for order, environment in enumerate(environments, start=1)
+        ]
     )
 
 

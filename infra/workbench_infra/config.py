@@ -13,6 +13,12 @@ Keys (defaults in brackets):
 - ``existingBucketName`` [null]: use this bucket for inputs and outputs instead of creating one.
 - ``instanceTypes`` [every size of g6, g6e and g5]: the EC2 GPU instance types both compute environments offer;
   each must be one of ``workbench.spec.instance_types.INSTANCE_TYPES`` (its table sizes every job, see there).
+- ``capacity`` ["on-demand"]: the single-node jobs' EC2 capacity: ``on-demand``, ``spot`` (a fraction of the price;
+  an instance may be reclaimed, and the job then resumes from its newest checkpoint on a new one) or
+  ``spot-then-on-demand`` (the main queue tries spot first, on-demand after); see ``workbench.spec.capacity``.
+  Multi-node jobs always run on on-demand instances (AWS Batch runs none on Spot).
+- ``maxAttempts`` [3]: how many times Batch runs a job whose host was terminated (a spot reclaim, a lost instance);
+  every other failure ends the job at once. 1 to 10 (Batch's limit); the runner learns it as ``WORKBENCH_MAX_ATTEMPTS``.
 - ``maxvCpus`` [256], ``logRetentionDays`` [30], ``entryFunctionName`` ["vamsExecuteIsaacLabWorkbench"]
   (VAMS only invokes functions whose names start with "vams").
 """
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.spec.capacity import DEFAULT_STACK_CAPACITY, STACK_CAPACITIES
 from workbench.spec.instance_types import DEFAULT_INSTANCE_TYPES, INSTANCE_TYPES
 
 INFRA_DIR = Path(__file__).resolve().parent.parent
@@ -33,6 +40,8 @@ CONFIG_ENV_VAR = "WORKBENCH_INFRA_CONFIG"
 NVIDIA_LICENSE_URL = "https://docs.nvidia.com/ngc/gpu-cloud/ngc-catalog-user-guide/index.html#ngc-software-license"
 IMAGE_FLAVOURS = ("kitless", "ngc")
 LOG_RETENTION_DAYS = (7, 14, 30, 90, 180, 365)
+MAX_ATTEMPTS = (1, 10)
+"""The bounds of a Batch retry strategy's ``attempts``."""
 
 
 class ConfigError(ValueError):
@@ -75,6 +84,8 @@ class PipelineConfig:
     max_vcpus: int = 256
     log_retention_days: int = 30
     instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
+    capacity: str = DEFAULT_STACK_CAPACITY
+    max_attempts: int = 3
     stack_name: str = "IsaacLabWorkbench"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -90,6 +101,8 @@ _KEYS = {
     "entryFunctionName": ("entry_function_name", str),
     "maxvCpus": ("max_vcpus", int),
     "logRetentionDays": ("log_retention_days", int),
+    "capacity": ("capacity", str),
+    "maxAttempts": ("max_attempts", int),
 }
 
 
@@ -143,6 +156,13 @@ def _check(config: PipelineConfig, prefix: str) -> None:
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
         raise ConfigError(f"{prefix}logRetentionDays must be one of {allowed}, got {config.log_retention_days}")
+    if config.capacity not in STACK_CAPACITIES:
+        raise ConfigError(f"{prefix}capacity must be one of {', '.join(STACK_CAPACITIES)}, got {config.capacity!r}")
+    low, high = MAX_ATTEMPTS
+    if not low <= config.max_attempts <= high:
+        raise ConfigError(
+            f"{prefix}maxAttempts must be from {low} to {high} (AWS Batch's limits), got {config.max_attempts}"
+        )
     if config.max_vcpus < 8:
         raise ConfigError(f"{prefix}maxvCpus must be at least 8 (one GPU instance), got {config.max_vcpus}")
     if not config.entry_function_name.startswith("vams"):

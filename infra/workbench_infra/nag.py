@@ -48,25 +48,16 @@ def acknowledgments(stack: WorkbenchStack, pipeline: IsaacLabPipeline) -> dict[I
         f"{compute.token_parameter_prefix}/*]",
         "The jobs' task token parameters (<prefix>/<job id>/*, named at run time) and no other parameter.",
     )
+    instance_role = (
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
+        "The documented instance role policy for Batch ECS instances (ECS agent, image pull, container logs).",
+    )
+    describe = ("IAM5[Resource::*]", "batch:DescribeComputeEnvironments has no resource-level permissions.")
+    environments = [*compute.compute_environments.values(), compute.multi_node_compute_environment]
+    lookups = [child for child in compute.node.children if child.node.id.endswith("EcsClusterLookup")]
     found: dict[IConstruct, list[tuple[str, str]]] = {
-        compute.compute_environment: [
-            (
-                "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
-                "The documented instance role policy for Batch ECS instances (ECS agent, image pull, container logs).",
-            )
-        ],
-        compute.node.find_child("EcsClusterLookup"): [
-            ("IAM5[Resource::*]", "batch:DescribeComputeEnvironments has no resource-level permissions.")
-        ],
-        compute.multi_node_compute_environment: [
-            (
-                "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role]",
-                "The documented instance role policy for Batch ECS instances (ECS agent, image pull, container logs).",
-            )
-        ],
-        compute.node.find_child("MultiNodeEcsClusterLookup"): [
-            ("IAM5[Resource::*]", "batch:DescribeComputeEnvironments has no resource-level permissions.")
-        ],
+        **{environment: [instance_role] for environment in environments},
+        **{lookup: [describe] for lookup in lookups},
         compute.job_role: [
             ("IAM5[Resource::*]", "states:SendTaskSuccess/Failure/Heartbeat accept no narrower resource (a token has no ARN)."),
             *prefixes,

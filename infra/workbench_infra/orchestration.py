@@ -57,6 +57,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from workbench.spec.capacity import ON_DEMAND, SPOT
 from workbench_infra.compute import RETENTION, Compute, token_parameter_arn
 from workbench_infra.config import PipelineConfig
 from workbench_infra.lambda_modules import LAMBDAS_DIR, load_lambda_module
@@ -68,6 +69,8 @@ REPO_ROOT = INFRA_DIR.parent
 SPEC_BUNDLE = ("spec", "errors.py")
 """What the Lambdas that read specs bundle from ``workbench/``: the stdlib-only spec package and its errors."""
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+QUEUE_VARIABLES = {ON_DEMAND: "ON_DEMAND_JOB_QUEUE", SPOT: "SPOT_JOB_QUEUE"}
+"""The prepare Lambda's variables naming the queue of each capacity kind (``Settings`` of its handler)."""
 EXECUTION_TIMEOUT = Duration.seconds(QUEUE_LIMIT_SECONDS + max(TIMEOUT_SECONDS.values()) + 3600)
 
 
@@ -104,6 +107,8 @@ class Orchestration(Construct):
             environment={
                 "BUCKET_NAME": storage.bucket.bucket_name,
                 "JOB_QUEUE": compute.job_queue.job_queue_arn,
+                "CAPACITY": config.capacity,
+                **{QUEUE_VARIABLES[kind]: queue.job_queue_arn for kind, queue in compute.kind_queues.items()},
                 "MULTI_NODE_JOB_QUEUE": compute.multi_node_job_queue.job_queue_arn,
                 "INSTANCE_TYPES": ",".join(config.instance_types),
                 "SINGLE_NODE_JOB_DEFINITION": compute.single_node_job_definition.ref,
@@ -198,7 +203,7 @@ class Orchestration(Construct):
                 detail_type=["Batch Job State Change"],
                 detail={
                     "status": ["FAILED"],
-                    "jobQueue": [compute.job_queue.job_queue_arn, compute.multi_node_job_queue.job_queue_arn],
+                    "jobQueue": [queue.job_queue_arn for queue in compute.job_queues],
                 },
             ),
         )

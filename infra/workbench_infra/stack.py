@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from workbench.spec.capacity import ON_DEMAND, SPOT
 from workbench_infra.compute import Compute
 from workbench_infra.config import PipelineConfig
 from workbench_infra.network import Network
@@ -23,7 +24,10 @@ OUTPUTS = (
     "EntryFunctionName",
     "StateMachineLogGroupName",
     "FileSystemId",
+    "Capacity",
 )
+KIND_QUEUE_OUTPUTS = {ON_DEMAND: "OnDemandJobQueueArn", SPOT: "SpotJobQueueArn"}
+"""The queue of each capacity kind, output where the stack has that kind (``workbench.spec.capacity``)."""
 
 
 class WorkbenchStack(Stack):
@@ -60,7 +64,9 @@ class IsaacLabPipeline(Construct):
             "EntryFunctionName": self.orchestration.entry_function.function_name,
             "StateMachineLogGroupName": self.orchestration.state_machine_logs.log_group_name,
             "FileSystemId": self.storage.file_system.file_system_id,
+            "Capacity": config.capacity,
         }
+        values |= {KIND_QUEUE_OUTPUTS[kind]: queue.job_queue_arn for kind, queue in self.compute.kind_queues.items()}
         stack = Stack.of(self)
-        for name in OUTPUTS:
+        for name in (*OUTPUTS, *(KIND_QUEUE_OUTPUTS[kind] for kind in self.compute.kind_queues)):
             CfnOutput(stack, name, value=values[name])

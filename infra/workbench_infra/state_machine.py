@@ -432,7 +432,7 @@ class DefinitionBuilder:
     def _submits(self, start_clock: sfn.IChainable, describe_failure: sfn.IChainable) -> sfn.Choice:
         """Submit the single- or the multi-node Batch job; either then starts the queue clock."""
         resources = [
-            self.compute.job_queue.job_queue_arn,
+            *(queue.job_queue_arn for queue in self.compute.job_queues),
             self.compute.single_node_job_definition.ref,
             self.compute.multi_node_job_definition.ref,
         ]

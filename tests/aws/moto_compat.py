@@ -16,6 +16,15 @@
    by line to CloudWatch Logs as the ``awslogs`` driver does, and Batch's states SUBMITTED -> PENDING ->
    RUNNABLE -> STARTING -> RUNNING -> SUCCEEDED | FAILED. ``TerminateJob`` stops the process group.
    Multi-node jobs are refused (Isaac Lab refuses distributed training on CPU): they fail with that reason.
+   Batch's retries are played too: a failed attempt is matched against the job definition's retry strategy
+   (``evaluateOnExit`` in order, glob patterns on the status reason, the container's reason and the exit code; no
+   rule matching means RETRY, as on AWS; a terminated job is never retried) and, while attempts are left, the job
+   goes back to RUNNABLE and runs again as a new container: the same environment with ``AWS_BATCH_JOB_ATTEMPT`` one
+   higher, a fresh working directory and its own log stream. A host termination is played by a marker file,
+   ``reclaim-<job name>`` next to ``work_root``, holding ``{"checkpoint": n}``: once the job's checkpoint directory
+   (``WORKBENCH_CHECKPOINT_DIR``) holds ``model_<m>.pt`` with m >= n, the attempt's container is stopped as a spot
+   reclaim stops it (SIGTERM, SIGKILL after the grace period) with Batch's status reason for it
+   (:data:`HOST_TERMINATED`), and the marker is removed (one reclaim per marker).
 
    With the image worker on (below) the container is the real job image instead: ``docker run`` as ECS runs
    a Batch container (the image's user and working directory, the job's environment exactly as Batch passes it,
@@ -32,11 +41,13 @@ volume under its ``volumes_root``, its ``extra_volumes`` (host: container path; 
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import io
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -66,6 +77,10 @@ except Exception as exc:
 STOP_GRACE_SECONDS = 10.0
 STATE_STEP_SECONDS = 0.3
 QUEUE_FILE = "queue-seconds.json"
+RECLAIM_PREFIX = "reclaim-"
+HOST_TERMINATED = "Host EC2 (instance i-0123456789harness) terminated."
+"""What Batch says of a job whose spot instance was reclaimed (the retry strategy matches ``Host EC2*``)."""
+_CHECKPOINT_NUMBER = re.compile(r"^model_(\d+)\.pt$")
 
 
 def install() -> None:
@@ -182,15 +197,25 @@ def _run_job(job: Any) -> None:
             job.job_stopped_reason = "the test harness runs single-node jobs only"
             job._mark_stopped(success=False)
             return
-        for state in ("PENDING", "RUNNABLE", "STARTING"):
-            if job.stop:
+        attempt = 1
+        while True:
+            for state in ("PENDING", "RUNNABLE", "STARTING") if attempt == 1 else ("RUNNABLE", "STARTING"):
+                if job.stop:
+                    job._mark_stopped(success=False)
+                    return
+                job.status = state
+                time.sleep(STATE_STEP_SECONDS)
+                if state == "RUNNABLE" and attempt == 1:
+                    _hold_in_queue(job)
+            _run_container(job, attempt)
+            if job.exit_code == 0 and not job.stop:
+                job._mark_stopped(success=True)
+                return
+            if job.stop or not _retried(job, attempt):
                 job._mark_stopped(success=False)
                 return
-            job.status = state
-            time.sleep(STATE_STEP_SECONDS)
-            if state == "RUNNABLE":
-                _hold_in_queue(job)
-        _run_container(job)
+            _end_attempt(job)
+            attempt += 1
     except Exception as exc:  # the job must end FAILED with the reason, as Batch does
         job.job_stopped_reason = f"harness error: {exc}"
         job._mark_stopped(success=False)
@@ -211,7 +236,44 @@ def _hold_in_queue(job: Any) -> None:
         time.sleep(0.2)
 
 
-def _run_container(job: Any) -> None:
+def _retried(job: Any, attempt: int) -> bool:
+    """Whether Batch retries the failed ``attempt``: attempts left, and the first ``evaluateOnExit`` rule that
+    matches says RETRY (none matching: RETRY)."""
+    strategy = job.job_definition.retry_strategy or {}
+    if attempt >= int(strategy.get("attempts") or 1):
+        return False
+    facts = {"onStatusReason": job.job_stopped_reason or "", "onReason": "", "onExitCode": str(job.exit_code)}
+    for rule in strategy.get("evaluateOnExit") or []:
+        patterns = {key: rule[key] for key in facts if key in rule}
+        if patterns and all(fnmatch.fnmatchcase(facts[key], pattern) for key, pattern in patterns.items()):
+            return rule["action"].lower() == "retry"
+    return True
+
+
+def _end_attempt(job: Any) -> None:
+    """Record the failed attempt as Batch does (its stop, reason and exit code) before the job runs again."""
+    job.latest_attempt.update(stoppedAt=int(time.time() * 1000), statusReason=job.job_stopped_reason or "")
+    job.latest_attempt["container"]["exitCode"] = job.exit_code
+    job.job_stopped_reason = None
+    job.exit_code = None
+
+
+def _reclaim_due(job: Any, checkpoint_dir: str | None) -> bool:
+    """Whether the job's reclaim marker asks to terminate its host now (it then is removed)."""
+    marker = Path(harness_settings().get("work_root", ".")).parent / f"{RECLAIM_PREFIX}{job.job_name}"
+    if checkpoint_dir is None or not marker.exists():
+        return False
+    wanted = int(json.loads(marker.read_text())["checkpoint"])
+    names = (path.name for path in Path(checkpoint_dir).glob("model_*.pt"))
+    saved = [int(match.group(1)) for name in names if (match := _CHECKPOINT_NUMBER.match(name))]
+    if not saved or max(saved) < wanted:
+        return False
+    marker.unlink()
+    return True
+
+
+def _run_container(job: Any, attempt: int) -> None:
+    """One attempt of the job's container, to its exit (``exit_code`` and ``job_stopped_reason`` say how)."""
     settings = harness_settings()
     props = job.job_definition.container_properties
     worker = _image_worker(settings)
@@ -220,11 +282,13 @@ def _run_container(job: Any) -> None:
         m["containerPath"]: volumes_root / m["sourceVolume"] for m in job._get_container_property("mountPoints", [])
     }
     env = {e["name"]: e["value"] for e in job._get_container_property("environment", [])}
-    batch_env = {"AWS_BATCH_JOB_ID": job.job_id, "AWS_BATCH_JQ_NAME": job.job_queue.name, "AWS_BATCH_JOB_ATTEMPT": "1"}
+    batch_env = {"AWS_BATCH_JOB_ID": job.job_id, "AWS_BATCH_JQ_NAME": job.job_queue.name,
+                 "AWS_BATCH_JOB_ATTEMPT": str(attempt)}
+    checkpoint_dir = _map_paths(env["WORKBENCH_CHECKPOINT_DIR"], mounts) if "WORKBENCH_CHECKPOINT_DIR" in env else None
     for local in mounts.values():
         local.mkdir(parents=True, exist_ok=True)
     if worker:
-        container = f"batch-{job.job_id}"
+        container = f"batch-{job.job_id}" + (f"-{attempt}" if attempt > 1 else "")
         command = _docker_run(job, worker, container, mounts, {**env, **batch_env, **worker.get("env", {})})
         stop = functools.partial(_docker_stop, worker, container)
     else:
@@ -232,14 +296,14 @@ def _run_container(job: Any) -> None:
         env = {**settings.get("runner_env", {}), **env, **settings.get("env_overrides", {}), **batch_env}
         command = [sys.executable, "-m", "workbench.runner"]
         stop = _stop
-    work_dir = Path(settings["work_root"]) / job.job_id
+    work_dir = Path(settings["work_root"]) / (job.job_id if attempt == 1 else f"{job.job_id}-attempt-{attempt}")
     work_dir.mkdir(parents=True, exist_ok=True)
 
     log_config = props.get("logConfiguration") or {}
     options = log_config.get("options") or {}
     group = options.get("awslogs-group", "/aws/batch/job")
     prefix = options.get("awslogs-stream-prefix", job.job_definition.name)
-    task_id = job.job_id.replace("-", "")[:32]
+    task_id = (job.job_id if attempt == 1 else f"{attempt}{job.job_id}").replace("-", "")[:32]
     job.log_stream_name = f"{prefix}/default/{task_id}"
     job._log_backend.ensure_log_group(group)
     job._log_backend.ensure_log_stream(group, job.log_stream_name)
@@ -256,8 +320,11 @@ def _run_container(job: Any) -> None:
     if job._get_attempt_duration():
         deadline = time.monotonic() + job._get_attempt_duration()
     while process.poll() is None:
-        if job.stop or (deadline is not None and time.monotonic() > deadline):
-            if not job.stop:
+        reclaimed = _reclaim_due(job, checkpoint_dir)
+        if job.stop or reclaimed or (deadline is not None and time.monotonic() > deadline):
+            if reclaimed:
+                job.job_stopped_reason = HOST_TERMINATED
+            elif not job.stop:
                 job.job_stopped_reason = "Job attempt duration exceeded timeout"
             stop(process)
             break
@@ -265,13 +332,8 @@ def _run_container(job: Any) -> None:
     process.wait()
     shipper.join(timeout=60)
     job.exit_code = process.returncode
-    if job.stop:
-        job._mark_stopped(success=False)
-    elif process.returncode != 0:
+    if process.returncode != 0 and not job.stop:
         job.job_stopped_reason = job.job_stopped_reason or "Essential container in task exited"
-        job._mark_stopped(success=False)
-    else:
-        job._mark_stopped(success=True)
 
 
 def _image_worker(settings: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,17 +3,22 @@
 Configuration comes from the stack's outputs (``describe_stacks`` by stack name, default ``IsaacLabWorkbench`` or
 ``$WORKBENCH_AWS_STACK``) or from a JSON file (``config_file=`` or ``$WORKBENCH_AWS_CONFIG``) holding the same
 output keys (``StateMachineArn``, ``BucketName``, ``JobLogGroupName``, ``JobQueueArn``; ``MultiNodeJobQueueArn``,
-the multi-node jobs' queue, where the stack has it). In SageMaker Studio or
+the multi-node jobs' queue, ``Capacity`` and the one-kind queues ``OnDemandJobQueueArn``/``SpotJobQueueArn``, where
+the stack has them). In SageMaker Studio or
 on a notebook instance, where no region is configured, the region, credentials and default bucket come from
 ``sagemaker.Session()``. boto3 (and sagemaker) are imported only when this backend is used.
 
-- ``submit(spec)`` uploads local inputs (custom environment package, policy file, resume checkpoint) to
-  ``s3://<bucket>/inputs/<job-id>/`` and rewrites them as s3:// URIs, then starts the internal state machine
-  with an execution named after the job id. A ``budget`` (USD) refuses a job whose estimate is over it.
+- ``submit(spec)`` refuses a job whose ``computeConfig.capacity`` the stack does not offer (``on-demand`` on a
+  spot-only stack, ``spot`` on an on-demand one; the pipeline's prepare Lambda picks the queue by the same rule,
+  ``workbench.spec.capacity``), then uploads local inputs (custom environment package, policy file, resume
+  checkpoint) to ``s3://<bucket>/inputs/<job-id>/`` and rewrites them as s3:// URIs, then starts the internal state
+  machine with an execution named after the job id. A ``budget`` (USD) refuses a job whose estimate is over it.
 - ``status()`` merges the execution's status, the Batch job's status (SUBMITTED ... RUNNING) and the progress
-  the runner printed to the job's CloudWatch log (parsed with the runner's own progress parser).
+  the runner printed to the job's CloudWatch log (parsed with the runner's own progress parser); after a host
+  termination that Batch retried, it says where the job was interrupted and resumed (the runner's own words,
+  ``details["recovery"]``).
 - ``logs(follow=True)`` streams the CloudWatch log stream(s) with forward tokens and backoff; on a multi-node
-  job each line is prefixed with its node.
+  job each line is prefixed with its node, on a retried job with its attempt.
 - ``outputs()`` downloads ``s3://<bucket>/outputs/<job-id>/`` to ``$WORKBENCH_HOME/aws/runs/<job-id>/``: the same
   layout as a local job's run directory. ``video_urls()`` gives presigned URLs for the videos.
 - ``cancel()`` stops the execution and terminates the Batch job(s).
@@ -31,13 +36,21 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from workbench.backends.aws_costs import CostEstimate, actual_cost, estimate
+from workbench.backends.aws_costs import CostEstimate, actual_cost, estimate, instance_for
 from workbench.backends.base import Backend, Job, LogReader
 from workbench.errors import BackendConfigError, BudgetExceededError, JobNotFoundError, WorkbenchError
 from workbench.outputs.checkpoints import newest_of
 from workbench.outputs.progress import ProgressParser
-from workbench.spec import paths
-from workbench.spec.document import AWS_JOB_ID_PATTERN, JobSpec, check_job_id, is_job_id, parse_spec
+from workbench.spec import capacity, paths
+from workbench.spec.document import (
+    AWS_JOB_ID_PATTERN,
+    FieldError,
+    JobSpec,
+    SpecError,
+    check_job_id,
+    is_job_id,
+    parse_spec,
+)
 from workbench.spec.status import JobState, JobStatus, Progress
 from workbench.transport import aws_sdk as aws
 from workbench.transport.s3 import download_tree, list_keys, split_s3_uri
@@ -73,6 +86,8 @@ ERROR_WORDS = {
 QUEUE_CHECK_STATES = ("Wait for the job to start", "Check the queued Batch job", "Heartbeat the caller")
 """The state machine's queue loop: its timeouts (every few minutes while queued) and caught errors are no failures."""
 FAILED_LINE = "[workbench] job failed: "
+RECOVERY_LINE = "[workbench] interrupted"
+"""How a retried attempt's runner starts saying where it resumed the job (``workbench.runner.recovery``)."""
 NO_DETAILS = "(no details were given)"
 
 
@@ -87,6 +102,10 @@ class AwsConfig:
     region: str | None = None
     multi_node_job_queue: str | None = None
     """Multi-node jobs' queue (output ``MultiNodeJobQueueArn``; stacks before it had one queue for all jobs)."""
+    capacity: str = capacity.DEFAULT_STACK_CAPACITY
+    """What the stack's single-node compute environments are (output ``Capacity``; stacks before it: on-demand)."""
+    kind_queues: tuple[str, ...] = ()
+    """The one-kind queues (``OnDemandJobQueueArn``, ``SpotJobQueueArn``) the stack has."""
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, str], region: str | None = None, default_bucket: str | None = None,
@@ -98,13 +117,27 @@ class AwsConfig:
         if missing:
             raise BackendConfigError(f"{source} lack {', '.join(missing)}; is the pipeline enabled in the stack?")
         region = region or values.get("Region") or values["StateMachineArn"].split(":")[3]
+        stack_capacity = values.get("Capacity") or capacity.DEFAULT_STACK_CAPACITY
+        if stack_capacity not in capacity.STACK_CAPACITIES:
+            raise BackendConfigError(f"{source} name an unknown Capacity {stack_capacity!r}; known: "
+                                     f"{', '.join(capacity.STACK_CAPACITIES)}")
         return cls(**{field: values[key] for key, field in REQUIRED_OUTPUTS.items()}, region=region,
-                   multi_node_job_queue=values.get("MultiNodeJobQueueArn") or None)
+                   multi_node_job_queue=values.get(capacity.MULTI_NODE_QUEUE) or None, capacity=stack_capacity,
+                   kind_queues=tuple(values[key] for key in (capacity.ON_DEMAND_QUEUE, capacity.SPOT_QUEUE)
+                                     if values.get(key)))
+
+    def placement(self, spec: JobSpec) -> capacity.Placement:
+        """Where ``spec`` runs on this stack; a SpecError naming ``computeConfig.capacity`` where it cannot."""
+        try:
+            return capacity.placement(spec.compute["capacity"], self.capacity, spec.num_nodes > 1)
+        except capacity.CapacityUnavailable as exc:
+            raise SpecError([FieldError(capacity.FIELD, str(exc))]) from None
 
     @property
     def job_queues(self) -> tuple[str, ...]:
-        """Every queue a job may be in (single-node, then multi-node)."""
-        return tuple(dict.fromkeys(q for q in (self.job_queue, self.multi_node_job_queue) if q))
+        """Every queue a job may be in (single-node, one-kind, then multi-node)."""
+        queues = (self.job_queue, *self.kind_queues, self.multi_node_job_queue)
+        return tuple(dict.fromkeys(queue for queue in queues if queue))
 
     @property
     def execution_prefix(self) -> str:
@@ -139,6 +172,7 @@ class AwsJob(Job):
         self._progress_cursor: dict[str, str] = {}
         self._last_log_at: float | None = None
         self._failure_line: str | None = None
+        self._recovery: str | None = None
         self._final: JobStatus | None = None
         self._cancel_reason: str | None = None
 
@@ -157,6 +191,8 @@ class AwsJob(Job):
         cost = self._cost(batch)
         if cost is not None:
             details["cost_usd"] = round(cost, 4)
+        if self._recovery is not None:
+            details["recovery"] = self._recovery
         common = dict(job_id=self.job_id, heartbeat_at=self._last_log_at, progress=self._progress, details=details)
         if execution["status"] in EXECUTION_STATES:
             state = EXECUTION_STATES[execution["status"]]
@@ -170,6 +206,8 @@ class AwsJob(Job):
                 self._final = status
             return status
         state, reason = running_state(batch[0] if batch else None, time.time())
+        if self._recovery is not None:
+            reason = f"{reason}; {self._recovery}"
         return JobStatus(state=state, reason=reason, **common)
 
     def _failure_reason(self, execution: dict, batch: list[dict]) -> str:
@@ -258,8 +296,11 @@ class AwsJob(Job):
         if "nodeProperties" in job and job.get("nodeProperties", {}).get("numNodes", 1) > 1:
             nodes = self._node_jobs(job)
             return [(f"[node {n}] ", s) for n, s in nodes if s]
-        stream = (job.get("container") or {}).get("logStreamName")
-        return [("", stream)] if stream else []
+        containers = [a.get("container") or {} for a in job.get("attempts") or []] + [job.get("container") or {}]
+        streams = list(dict.fromkeys(c["logStreamName"] for c in containers if c.get("logStreamName")))
+        if len(streams) > 1:
+            return [(f"[attempt {n}] ", s) for n, s in enumerate(streams, start=1)]
+        return [("", s) for s in streams]
 
     def _node_jobs(self, job: dict) -> list[tuple[int, str | None]]:
         count = job["nodeProperties"]["numNodes"]
@@ -272,14 +313,20 @@ class AwsJob(Job):
         return [(n, (by_id.get(i, {}).get("container") or {}).get("logStreamName")) for n, i in enumerate(ids)]
 
     def _read_progress(self, batch: list[dict]) -> None:
-        """Feed new log lines to the runner's progress parser (and remember the runner's failure line)."""
+        """Feed new log lines to the runner's progress parser (and remember the runner's failure and recovery
+        lines): the main node's on a multi-node job, every attempt's in turn on a retried one."""
         if self._parser is None:
             self._parser = ProgressParser(self.spec().rl_library)
-        for _, stream in self._log_streams(batch)[:1]:
+        streams = self._log_streams(batch)
+        if batch and (batch[0].get("nodeProperties") or {}).get("numNodes", 1) > 1:
+            streams = streams[:1]
+        for _, stream in streams:
             for timestamp, message in self._read_stream(stream, self._progress_cursor):
                 self._last_log_at = timestamp / 1000
                 if message.startswith(FAILED_LINE):
                     self._failure_line = message[len(FAILED_LINE):].strip()
+                if message.startswith(RECOVERY_LINE):
+                    self._recovery = message.removeprefix("[workbench] ").strip()
                 update = self._parser.feed(message)
                 if update is not None:
                     self._progress = self._progress.merged(update)
@@ -336,7 +383,7 @@ class AwsJob(Job):
         if not batch:
             return None
         job = batch[0]
-        instance = self.backend.instance_type_of(job) or self.backend.estimate(self.spec()).instance_type
+        instance = self.backend.instance_type_of(job) or instance_for(self.spec())
         nodes = (job.get("nodeProperties") or {}).get("numNodes", 1)
         return actual_cost(instance, nodes, job.get("startedAt"), job.get("stoppedAt"), int(time.time() * 1000))
 
@@ -453,8 +500,9 @@ class AwsBackend(Backend):
     # ---------------------------------------------------------------- jobs
 
     def estimate(self, spec: JobSpec) -> CostEstimate:
-        """The estimated cost of ``spec`` (before submission; see :mod:`workbench.backends.aws_costs`)."""
-        return estimate(spec, self.expected_duration_s)
+        """The estimated cost of ``spec`` on this stack's capacity (before submission; see
+        :mod:`workbench.backends.aws_costs`)."""
+        return estimate(spec, self.expected_duration_s, uses=self.config.placement(spec).uses)
 
     def submit(self, spec: JobSpec, budget: float | None = None) -> AwsJob:
         cost = self.estimate(spec)

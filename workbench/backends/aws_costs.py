@@ -1,7 +1,9 @@
 """Cost of AWS jobs: an estimate before submission and the actual cost after (stdlib only).
 
 Prices are on-demand Linux prices in USD per hour for us-east-1 (approximate, from the public EC2 price list;
-other regions differ, Spot is cheaper, and storage, data transfer and NAT gateway hours are not counted). Every
+other regions differ, and storage, data transfer and NAT gateway hours are not counted). Spot prices move with
+supply and demand by region, zone and hour; the estimate takes them as :data:`SPOT_PRICE_FACTOR` of on-demand.
+Every estimate shows both prices and says which capacity the job will use (``workbench.spec.capacity``). Every
 figure here is an **estimate**; the AWS bill is the truth.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from workbench.spec.capacity import ON_DEMAND, SPOT
 from workbench.spec.document import JobSpec
 
 PRICES_PER_HOUR: dict[str, float] = {
@@ -33,11 +36,14 @@ SECONDS_PER_ITERATION = 0.5
 SECONDS_PER_STEP_BATCH = 0.01
 """Per evaluation step of all environments at once."""
 TIMEOUT_SECONDS = {"train": 28800, "evaluate": 7200}
+SPOT_PRICE_FACTOR = 0.4
+"""Spot as a fraction of the on-demand price: an estimate (G-instance spot prices are often 30-50% of on-demand)."""
 
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """An estimated cost: ``usd`` for the expected duration, ``max_usd`` if the job runs to its timeout."""
+    """An estimated cost: ``usd`` for the expected duration, ``max_usd`` if the job runs to its timeout, both at
+    ``price_per_hour``, the price of the capacity the job ``uses`` (on-demand's where it may fall back to it)."""
 
     instance_type: str
     nodes: int
@@ -45,12 +51,21 @@ class CostEstimate:
     usd: float
     max_usd: float
     price_per_hour: float
+    on_demand_per_hour: float
+    spot_per_hour: float
+    uses: str = ON_DEMAND
+
+    def at(self, price_per_hour: float) -> float:
+        """The expected cost at another hourly price."""
+        return price_per_hour * self.nodes * self.hours
 
     def describe(self) -> str:
         return (
             f"estimated ${self.usd:.2f} ({self.nodes} x {self.instance_type} at ${self.price_per_hour:.2f}/h for "
-            f"~{self.hours * 60:.0f} min; at most ${self.max_usd:.2f} if it runs to its timeout). "
-            "On-demand us-east-1 prices; an estimate, not a bill."
+            f"~{self.hours * 60:.0f} min; at most ${self.max_usd:.2f} if it runs to its timeout). On-demand "
+            f"${self.at(self.on_demand_per_hour):.2f} (${self.on_demand_per_hour:.2f}/h), spot about "
+            f"${self.at(self.spot_per_hour):.2f} (~${self.spot_per_hour:.2f}/h, taken as {SPOT_PRICE_FACTOR:.0%} of "
+            f"on-demand). The job will use {self.uses} capacity. us-east-1 prices; an estimate, not a bill."
         )
 
 
@@ -76,15 +91,20 @@ def expected_seconds(spec: JobSpec) -> float:
 
 
 def estimate(spec: JobSpec, expected_duration_s: float | None = None,
-             prices: Mapping[str, float] = PRICES_PER_HOUR) -> CostEstimate:
-    """The estimated cost of running ``spec`` (``expected_duration_s`` overrides the rough duration)."""
+             prices: Mapping[str, float] = PRICES_PER_HOUR, uses: str = ON_DEMAND) -> CostEstimate:
+    """The estimated cost of running ``spec`` (``expected_duration_s`` overrides the rough duration) on the capacity
+    it ``uses`` (a :class:`workbench.spec.capacity.Placement`'s words: ``on-demand``, ``spot``, ``spot first, else
+    on-demand``); only a job on spot alone is priced at spot."""
     instance = instance_for(spec)
-    price = prices[instance]
+    on_demand = prices[instance]
+    spot = on_demand * SPOT_PRICE_FACTOR
+    price = spot if uses == SPOT else on_demand
     seconds = expected_duration_s if expected_duration_s is not None else expected_seconds(spec)
     nodes = spec.num_nodes
     return CostEstimate(
         instance_type=instance, nodes=nodes, hours=seconds / 3600, usd=price * nodes * seconds / 3600,
         max_usd=price * nodes * TIMEOUT_SECONDS[spec.mode] / 3600, price_per_hour=price,
+        on_demand_per_hour=on_demand, spot_per_hour=spot, uses=uses,
     )
 
 

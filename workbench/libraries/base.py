@@ -105,6 +105,11 @@ class Library:
         """``--max_iterations`` that trains ``more_iterations`` past a checkpoint: a count for most libraries."""
         return more_iterations
 
+    def iterations_done(self, checkpoint_iteration: int) -> int:
+        """How many training iterations a checkpoint saved at ``checkpoint_iteration`` has behind it (a count for
+        most libraries; what a retried attempt subtracts from the job's total)."""
+        return checkpoint_iteration
+
     def resume_iteration_offset(self, checkpoint_iteration: int) -> int:
         """What to add to a resumed run's own iteration numbers (0 where the library continues them itself)."""
         return 0

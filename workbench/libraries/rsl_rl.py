@@ -53,6 +53,10 @@ class RslRl(Library):
     def written_checkpoint_number(self, name: str) -> int | None:
         return base.numbered(_CHECKPOINT, name)
 
+    def iterations_done(self, checkpoint_iteration: int) -> int:
+        """rsl_rl numbers iterations from 0: ``model_<i>.pt`` has iterations 0 .. i behind it."""
+        return checkpoint_iteration + 1
+
     def resumed_checkpoint(self, data: Mapping[str, Any], checkpoint_iteration: int) -> Mapping[str, Any] | None:
         """rsl_rl saves ``iter`` = the iteration it just completed and ``learn`` starts at ``iter``: a resumed run
         would repeat that number (a duplicate TensorBoard step, the same ``model_<n>.pt`` name), so the job's copy

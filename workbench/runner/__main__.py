@@ -56,6 +56,7 @@ def settings_from(argv: list[str] | None, environ: dict[str, str]) -> RunnerSett
         queue_ticket=_ticket(args.queue_ticket, args.queue_ticket_fd),
         warm_start=defaults.on_off_setting("WORKBENCH_WARM_START", "off", environ),
         warm_idle_s=warmstart.idle_setting(environ),
+        attempt=defaults.attempt_setting(environ),
         environ=environ,
     )
 

@@ -42,6 +42,7 @@ class RunnerSettings:
     queue_ticket: Ticket | None = None
     warm_start: bool = False
     warm_idle_s: float = warmstart.DEFAULT_IDLE_S
+    attempt: defaults.Attempt = field(default_factory=defaults.Attempt)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

@@ -21,7 +21,7 @@ from types import FrameType
 from workbench.errors import RunnerError, SpecError
 from workbench.outputs.layout import config_file
 from workbench.outputs.progress import ProgressParser
-from workbench.runner import commands
+from workbench.runner import commands, recovery
 from workbench.runner.context import RunnerSettings, SpaceReserve, StatusPublisher, WorkDirectory, no_space
 from workbench.runner.inputs.custom_env import CustomEnvironment, install_custom_environment
 from workbench.runner.modes import CHILD_DIR, MODES, Mode
@@ -260,7 +260,10 @@ class JobRunner:
 
     def _finish(self, state: JobState, reason: str, output_uri: str | None = None) -> JobStatus:
         """Publish the final status (on a full disk once more after giving back the reserve); the status returned
-        says how the job ended even where it was not published (see :class:`StatusPublisher`)."""
+        says how the job ended even where it was not published (see :class:`StatusPublisher`), or where this attempt
+        leaves the job's end to the next one (:meth:`_end_held`)."""
+        if self._end_held(state, reason):
+            return JobStatus(self.settings.job_id, state, reason)
         self._say(f"job {state.value.lower()}: {reason}")
         try:
             status = self.publisher.publish(state, reason, output_uri=output_uri)
@@ -276,6 +279,14 @@ class JobRunner:
                     pass
         ended = self.publisher.state if self.publisher.state.is_terminal else state
         return status or JobStatus(self.settings.job_id, ended, reason)
+
+    def _end_held(self, state: JobState, reason: str) -> bool:
+        """Whether this attempt reports no end: stopped by a signal while AWS Batch may retry it (a spot reclaim),
+        the next attempt goes on with the job and reports it (``runner.recovery``). Says so in the log."""
+        if state is not JobState.CANCELLED or self.cancel_reason is None or not self.settings.attempt.may_retry:
+            return False
+        self._say(recovery.held_end(self.settings.attempt, reason, self.publisher.progress.iteration))
+        return True
 
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:

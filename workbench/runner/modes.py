@@ -13,7 +13,7 @@ from workbench.libraries import library
 from workbench.outputs import checkpoints, export
 from workbench.outputs.layout import CHECKPOINTS, METRICS, VIDEOS
 from workbench.outputs.metrics import ScalarReader, export_metrics, latest_progress, merge_metrics
-from workbench.runner import commands
+from workbench.runner import commands, recovery
 from workbench.runner.context import RunnerSettings, StatusPublisher
 from workbench.runner.inputs.policy import resolve_policy
 from workbench.runner.inputs.resume import ResumePoint, resume_checkpoint
@@ -58,8 +58,9 @@ class Evaluation(Mode):
 
 
 class Training(Mode):
-    """``isaaclab train`` (or torchrun across nodes), resumed from a checkpoint where the spec says, exported while
-    it runs so a killed job keeps its checkpoints and metrics."""
+    """``isaaclab train`` (or torchrun across nodes), resumed from a checkpoint where the spec says (or, on a retried
+    attempt, from the job's own newest one: ``runner.recovery``), exported while it runs so a killed job keeps its
+    checkpoints and metrics."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -72,13 +73,23 @@ class Training(Mode):
         self.progress_unit = library(spec.rl_library).progress_unit(agent_cfg)
         run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
         command_spec, resume = spec, []
-        if spec.training["resumeFrom"]:
+        recovered = self._recover()
+        if recovered is not None and recovered.point is not None:
+            self.resume = recovered.point
+            resume = self.resume.arguments()
+            command_spec = spec.with_training(maxIterations=self.resume.max_iterations(recovered.remaining))
+        elif spec.training["resumeFrom"]:
             roots = [settings.checkpoint_dir.parent] if settings.checkpoint_dir is not None else []
             self.resume = resume_checkpoint(spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library,
                                             checkpoint_roots=roots)
             resume = self.resume.arguments()
             command_spec = spec.with_training(maxIterations=self.resume.max_iterations(spec.training["maxIterations"]))
             self.say(f"resuming from {self.resume.source}: iteration {self.resume.iteration} of that training")
+        if recovered is not None:
+            self.say(recovered.describe())
+            self.publisher.details["recovery"] = recovered.describe()
+        elif settings.checkpoint_dir is not None and settings.attempt.max_attempts > 1:
+            recovery.write_plan(settings.checkpoint_dir, recovery.plan_for(spec, self.resume))
         arguments = commands.train_arguments(command_spec, device, run_timestamp, agent_cfg) + resume
         command = commands.isaaclab_command("train", arguments)
         self.launch = distributed_launch(spec.compute, settings.job_id, device, settings.environ)
@@ -88,6 +99,13 @@ class Training(Mode):
             if self.launch.ctx is not None and self.launch.is_main:
                 clear_training_finished(settings.checkpoint_dir)
         return command
+
+    def _recover(self) -> recovery.Recovery | None:
+        """On a retried attempt, where the interrupted one left the job (None on a first attempt)."""
+        settings = self.settings
+        if not settings.attempt.is_retry or settings.checkpoint_dir is None:
+            return None
+        return recovery.recover(self.spec, settings.checkpoint_dir, self.work_dir / "inputs", settings.attempt)
 
     def _agent_config(self, pythonpath: list[str]) -> dict | None:
         """The task's YAML agent config where the library's command depends on it (rl_games batch, skrl rollouts).
@@ -125,6 +143,8 @@ class Training(Mode):
         if self.resume is not None:
             merge_metrics(self.work_dir / METRICS, self.resume.previous_metrics_csv, offset,
                           self._metrics.steps_per_iteration)
+        if self.settings.checkpoint_dir is not None and self.settings.attempt.max_attempts > 1:
+            recovery.keep_metrics(self.work_dir / METRICS, self.settings.checkpoint_dir)
         self.publisher.update_progress(latest_progress(rows, spec.rl_library))
         if final:
             self._export_final(run_dir, saved, len(rows))

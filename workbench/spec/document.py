@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.errors import SpecError
+from workbench.spec.capacity import DEFAULT_JOB_CAPACITY, JOB_CAPACITIES
 from workbench.spec.catalogue import CORE_TASK_LIBRARIES, CORE_TASKS
 
 MODES = ("train", "evaluate")
@@ -71,7 +72,10 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "videoEpisodes": 2,
     "overrides": {},
 }
-COMPUTE_DEFAULTS: dict[str, Any] = {"numNodes": 1, "gpusPerNode": 1, "instanceType": None}
+COMPUTE_DEFAULTS: dict[str, Any] = {
+    "numNodes": 1, "gpusPerNode": 1, "instanceType": None, "capacity": DEFAULT_JOB_CAPACITY,
+}
+"""``capacity``: the EC2 capacity the job may run on (``workbench.spec.capacity``; the aws backend only)."""
 
 INT_BOUNDS = {
     "numEnvs": (1, 65536),
@@ -175,6 +179,9 @@ def parse_spec(document: Mapping[str, Any] | str | bytes, known_tasks: Collectio
         isinstance(compute["instanceType"], str) and re.fullmatch(r"[a-z0-9]+\.[a-z0-9]+", compute["instanceType"])
     ):
         errors.append(FieldError("computeConfig.instanceType", "must be an EC2 instance type such as 'g6.xlarge'"))
+    if compute["capacity"] not in JOB_CAPACITIES:
+        errors.append(FieldError("computeConfig.capacity",
+                                 f"must be one of {_choices(JOB_CAPACITIES)}, got {compute['capacity']!r}"))
     if mode == "evaluate" and compute["numNodes"] != 1 and "computeConfig.numNodes" not in _paths(errors):
         errors.append(FieldError("computeConfig.numNodes", "evaluation runs on one node; must be 1"))
 

@@ -25,6 +25,42 @@ MAX_CONCURRENT = 1
 """``WORKBENCH_MAX_CONCURRENT``: how many local jobs run at once; the others wait queued, first in first out."""
 
 
+MAX_ATTEMPTS = 1
+"""``WORKBENCH_MAX_ATTEMPTS``: how many attempts the job's Batch retry strategy allows (the job definition sets it);
+1 (no retry) outside AWS Batch."""
+ATTEMPT_VARIABLE = "AWS_BATCH_JOB_ATTEMPT"
+"""Set by AWS Batch in every container: 1 for a job's first attempt, 2 for its first retry, ..."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt of the job this is, and how many it may have: an interrupted attempt that Batch may retry
+    leaves the job's end to the next one (``workbench.runner.recovery``)."""
+
+    number: int = 1
+    max_attempts: int = MAX_ATTEMPTS
+
+    @property
+    def is_retry(self) -> bool:
+        return self.number > 1
+
+    @property
+    def may_retry(self) -> bool:
+        """Whether Batch may run another attempt after this one (for a host termination only)."""
+        return self.number < self.max_attempts
+
+    def describe(self) -> str:
+        return f"attempt {self.number} of {self.max_attempts}"
+
+
+def attempt_setting(environ: Mapping[str, str] = os.environ) -> Attempt:
+    """``AWS_BATCH_JOB_ATTEMPT`` (1 where unset) and ``WORKBENCH_MAX_ATTEMPTS``; an attempt past the maximum is
+    read as the last one (the maximum grows to it)."""
+    number = count_setting(ATTEMPT_VARIABLE, 1, environ) or 1
+    most = count_setting("WORKBENCH_MAX_ATTEMPTS", MAX_ATTEMPTS, environ) or MAX_ATTEMPTS
+    return Attempt(number, max(number, most))
+
+
 def on_off_setting(name: str, default: str, environ: Mapping[str, str] = os.environ) -> bool:
     """``on``/``off`` (also ``1``/``0``, ``true``/``false``, ``yes``/``no``) as a bool."""
     value = environ.get(name, default).strip().lower()

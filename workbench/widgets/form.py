@@ -1,5 +1,7 @@
 """The submit form: a job spec built from widgets, validated by :func:`workbench.spec.parse_spec` on every change,
-each problem shown next to its field; Submit hands the spec to the chosen backend and shows the job's panel."""
+each problem shown next to its field; Submit hands the spec to the chosen backend and shows the job's panel. On the
+aws backend it also asks for the job's EC2 capacity and shows its estimated on-demand and spot prices, and which one
+the job will use where the stack's capacity is known (``stack_capacity``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Any
 import ipywidgets as w
 
 from workbench.backends import Job, backend_names, get_backend
+from workbench.backends.aws_costs import estimate
 from workbench.errors import SpecError, WorkbenchError
+from workbench.spec.capacity import DEFAULT_JOB_CAPACITY, JOB_CAPACITIES, ON_DEMAND, CapacityUnavailable, placement
 from workbench.spec.catalogue import CORE_TASK_LIBRARIES
 from workbench.spec.document import DEVICES, RL_LIBRARIES, FieldError, JobSpec, parse_spec
 from workbench.spec.paths import workbench_home
@@ -96,13 +100,15 @@ class SubmitForm:
     """A form for one training or evaluation job; ``widget`` is what to display."""
 
     FIELDS = ("task", "rlLibrary", "numEnvs", "maxIterations", "numEpisodes", "seed", "device", "overrides",
-              "numNodes", "backend", "customEnvironment", "policy")
+              "numNodes", "backend", "capacity", "customEnvironment", "policy")
 
     def __init__(self, mode: str = "train", backend: str = "local", task: str = "Isaac-Cartpole-Direct",
                  rl_library: str = "rsl_rl", num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2,
                  device: str = "cpu", follow: bool = True, poll_interval: float = 1.0,
-                 catalogue: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 catalogue: Mapping[str, tuple[str, ...]] | None = None, stack_capacity: str | None = None) -> None:
         self.mode = mode
+        self.stack_capacity = stack_capacity
+        """The aws stack's capacity (its ``Capacity`` output), where known: the form then says what a job will use."""
         self.catalogue = dict(catalogue) if catalogue is not None else task_catalogue()
         self.follow = follow
         self.poll_interval = poll_interval
@@ -126,6 +132,9 @@ class SubmitForm:
                                     layout=w.Layout(width="340px", height="52px"))
         self.num_nodes = w.IntText(value=1, layout=w.Layout(width="120px"))
         self.backend = w.Dropdown(options=backend_names(), value=backend, layout=w.Layout(width="120px"))
+        self.capacity = w.Dropdown(options=list(JOB_CAPACITIES), value=DEFAULT_JOB_CAPACITY,
+                                   layout=w.Layout(width="120px"))
+        self.cost = w.HTML("", layout=w.Layout(margin="0 0 0 8px"))
         self.upload = w.FileUpload(accept=PACKAGE_ACCEPT, multiple=False, description="Custom env")
         self.upload_name = w.HTML("<i>none</i>")
         self.policy = w.Combobox(value="", options=[], ensure_option=False,
@@ -142,16 +151,18 @@ class SubmitForm:
             else ("Episodes", self.num_episodes, "numEpisodes"),
             ("Seed", self.seed, "seed"), ("Device", self.device, "device"), ("Overrides", self.overrides, "overrides"),
             ("Nodes", self.num_nodes, "numNodes"), ("Backend", self.backend, "backend"),
+            ("Capacity", w.HBox([self.capacity, self.cost]), "capacity"),
             ("Environment", w.HBox([self.upload, self.upload_name]), "customEnvironment"),
         ]
         if mode == "evaluate":
             rows.append(("Policy", self.policy, "policy"))
             self.refresh_policies()
-        self.form = w.VBox([w.HBox([_label(text), widget, self.errors[key]]) for text, widget, key in rows])
+        self.rows = {key: w.HBox([_label(text), widget, self.errors[key]]) for text, widget, key in rows}
+        self.form = w.VBox(list(self.rows.values()))
         self.widget = w.VBox([self.form, w.HBox([self.submit_button, self.message]), self.output])
 
         for widget in (self.task, self.rl_library, self.num_envs, self.max_iterations, self.num_episodes, self.seed,
-                       self.device, self.overrides, self.num_nodes, self.backend, self.policy):
+                       self.device, self.overrides, self.num_nodes, self.backend, self.capacity, self.policy):
             widget.observe(self._changed, names="value")
         for widget in (self.num_envs, self.max_iterations, self.num_episodes, self.num_nodes):
             widget.continuous_update = True
@@ -228,6 +239,8 @@ class SubmitForm:
         training["seed"] = None if not seed else int(seed) if seed.isdigit() else seed
         training["overrides"] = parse_overrides(self.overrides.value)
         document: dict[str, Any] = {"trainingConfig": training, "computeConfig": {"numNodes": self.num_nodes.value}}
+        if self.backend.value == "aws":
+            document["computeConfig"]["capacity"] = self.capacity.value
         if self.custom_environment is not None:
             document["customEnvironmentS3Uri"] = str(self.custom_environment)
         return document
@@ -250,10 +263,32 @@ class SubmitForm:
                 general.append(escape(str(problem)))
             else:
                 box.value = box.value + ("<br>" if box.value else "") + text
+        self._show_capacity()
         self.submit_button.disabled = self.spec is None
         self.message.value = "<span style='color:#c00'>" + "<br>".join(general) + "</span>" if general else (
             "" if self.spec is None else "<span style='color:#080'>ready</span>")
         return self.spec
+
+    def _show_capacity(self) -> None:
+        """The capacity row on the aws backend only: both estimated prices of the valid job and the one it uses."""
+        aws = self.backend.value == "aws"
+        self.rows["capacity"].layout.display = "" if aws else "none"
+        self.cost.value = ""
+        if not aws or self.spec is None:
+            return
+        asked = self.spec.compute["capacity"]
+        uses = None if asked == DEFAULT_JOB_CAPACITY else asked
+        if self.stack_capacity is not None:
+            try:
+                uses = placement(asked, self.stack_capacity, self.spec.num_nodes > 1).uses
+            except CapacityUnavailable as exc:
+                self.errors["capacity"].value = f"<span style='color:#c00'>&#9888; {escape(str(exc))}</span>"
+                self.spec = None
+                return
+        cost = estimate(self.spec, uses=uses or ON_DEMAND)
+        used = f"uses {uses}" if uses else "uses what the stack offers first"
+        self.cost.value = (f"on-demand ${cost.at(cost.on_demand_per_hour):.2f}, "
+                           f"spot ~${cost.at(cost.spot_per_hour):.2f} (estimates); {escape(used)}")
 
     def submit(self) -> Job | None:
         """Submit the job to the chosen backend and show its panel (followed in the background)."""

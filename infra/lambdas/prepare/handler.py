@@ -27,9 +27,11 @@ lists every problem. Settings come from the Lambda's environment (see :class:`Se
 ``resourceRequirements`` is one node's size (``workbench.spec.instance_types``, bundled here): the job's GPU share of
 ``computeConfig.instanceType`` (which must be one the stack offers) or, without one, of the smallest offered
 instance with ``gpusPerNode`` GPUs. A multi-node job goes to the multi-node queue (one Availability Zone, a
-cluster placement group), every other job to the single-node queue. A missing S3 input ("does not exist": the
-role may list the pipeline's prefixes, so S3 answers 404) reads differently from one the pipeline may not read
-(403, "forbidden").
+cluster placement group, on-demand instances), every other job to the single-node queue its
+``computeConfig.capacity`` picks on this stack's ``CAPACITY`` (``workbench.spec.capacity``: the main queue for
+``any``; a job asking for a kind the stack does not offer is refused with the reason). A missing S3 input ("does
+not exist": the role may list the pipeline's prefixes, so S3 answers 404) reads differently from one the pipeline
+may not read (403, "forbidden").
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.spec import capacity as capacities
 from workbench.spec.document import AWS_JOB_ID_PATTERN, JobSpec, SpecError, is_job_id, parse_spec
 from workbench.spec.instance_types import DEFAULT_INSTANCE_TYPES, JobSize, SizingError, job_size
 
@@ -77,6 +80,12 @@ class Settings:
     """The queue of multi-node jobs (its compute environment has a cluster placement group); empty: ``job_queue``."""
     instance_types: tuple[str, ...] = DEFAULT_INSTANCE_TYPES
     """The instance types the compute environments offer (``INSTANCE_TYPES``, comma-separated)."""
+    capacity: str = capacities.DEFAULT_STACK_CAPACITY
+    """What the stack's single-node compute environments are (``CAPACITY``: on-demand, spot, spot-then-on-demand)."""
+    on_demand_job_queue: str = ""
+    """The queue of on-demand capacity only (``ON_DEMAND_JOB_QUEUE``), where the stack has one besides the main."""
+    spot_job_queue: str = ""
+    """The queue of spot capacity only (``SPOT_JOB_QUEUE``), where the stack has one besides the main."""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -89,7 +98,19 @@ class Settings:
             token_parameter_prefix=os.environ["TOKEN_PARAMETER_PREFIX"],
             multi_node_job_queue=os.environ.get("MULTI_NODE_JOB_QUEUE", ""),
             instance_types=tuple(filter(None, os.environ.get("INSTANCE_TYPES", "").split(","))) or DEFAULT_INSTANCE_TYPES,
+            capacity=os.environ.get("CAPACITY") or capacities.DEFAULT_STACK_CAPACITY,
+            on_demand_job_queue=os.environ.get("ON_DEMAND_JOB_QUEUE", ""),
+            spot_job_queue=os.environ.get("SPOT_JOB_QUEUE", ""),
         )
+
+    def queue(self, placement: capacities.Placement) -> str:
+        """The ARN of the queue a placement names (see ``workbench.spec.capacity``)."""
+        return {
+            capacities.MAIN_QUEUE: self.job_queue,
+            capacities.MULTI_NODE_QUEUE: self.multi_node_job_queue or self.job_queue,
+            capacities.ON_DEMAND_QUEUE: self.on_demand_job_queue,
+            capacities.SPOT_QUEUE: self.spot_job_queue,
+        }[placement.queue]
 
     @property
     def readable_prefixes(self) -> tuple[str, ...]:
@@ -111,12 +132,16 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
         size: JobSize = job_size(settings.instance_types, spec.compute["gpusPerNode"], spec.compute.get("instanceType"))
     except SizingError as exc:
         problems.append(str(exc))
+    multi_node = spec.num_nodes > 1
+    try:
+        placement = capacities.placement(spec.compute["capacity"], settings.capacity, multi_node)
+    except capacities.CapacityUnavailable as exc:
+        problems.append(f"{capacities.FIELD}: {exc}")
     if problems:
         raise ValidationError("the job's inputs are not usable on AWS:\n" + "\n".join(f"  - {p}" for p in problems))
 
     output_uri = f"s3://{settings.bucket}/{OUTPUT_PREFIX}{job_id}"
     token_parameters = _token_parameter_path(settings, job_id)
-    multi_node = spec.num_nodes > 1
     notices = list(spec.notices)
     resume = spec.training.get("resumeFrom")
     if isinstance(resume, str) and is_job_id(resume):
@@ -128,9 +153,10 @@ def prepare(event: dict[str, Any], settings: Settings, s3_client: Any = None) ->
         f"{size.instance_type}" + ("" if spec.compute.get("instanceType") else " (the smallest offered instance with "
                                    "enough GPUs; name computeConfig.instanceType for a larger one)")
     )
+    notices.append(f"the job runs on {placement.uses} capacity")
     return {
         "jobName": JOB_NAME_PREFIX + job_id,
-        "jobQueue": (settings.multi_node_job_queue or settings.job_queue) if multi_node else settings.job_queue,
+        "jobQueue": settings.queue(placement),
         "jobDefinition": settings.multi_node_job_definition if multi_node else settings.single_node_job_definition,
         "mode": spec.mode,
         "multiNode": multi_node,

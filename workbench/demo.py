@@ -45,11 +45,14 @@ def main() -> None:
     out = train.outputs()
     print(f"\ntraining job {train.job_id}\n  outputs:     {out}\n  checkpoints: {out / 'checkpoints'}"
           f"\n  metrics:     {out / 'metrics.csv'}\n  reward plot: {plot}")
+    policy = out / EXPORTED / exported.ONNX
+    if policy.is_file():
+        print(f"  policy:      {policy} (ONNX; TorchScript beside it)")
     print(f"evaluation job {evaluation.job_id}\n  outputs:     {evaluation.outputs()}"
           f"\n  metrics:     {evaluation.outputs() / 'metrics.csv'}")
     for video in results.videos(evaluation):
         print(f"  video:       {video}")
-    print(f"  mean return {summary.get('mean_return')}, mean episode length {summary.get('mean_length')}")
+    print(f"  mean return {summary['mean_return']:.2f}, mean episode length {summary['mean_length']:.1f}")
 
 
 if __name__ == "__main__":

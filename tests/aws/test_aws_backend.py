@@ -186,7 +186,8 @@ def test_training_end_to_end(jobs, backend):
     assert status.progress.iteration == 3 and status.progress.max_iterations == 3
 
     keys = {key for key, _ in _list(status.output_uri)}
-    assert {"training-config.json", "metrics.csv", "logs/job.log", "checkpoints/model_2.pt"} <= keys
+    assert {"training-config.json", "metrics.csv", "logs/job.log", "checkpoints/model_2.pt",
+            "exported/policy.onnx", "exported/policy.pt", "exported/policy.json"} <= keys
 
     local = job.outputs()
     assert local == backend.cache_dir / job.job_id

@@ -50,7 +50,8 @@ def test_a_training_in_the_image_succeeds_with_the_output_layout(trained: AwsJob
     assert status.progress.iteration == 2 and status.progress.max_iterations == 2
     local = trained.outputs()
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
-    assert {"training-config.json", "metrics.csv", "logs/job.log", "checkpoints/model_1.pt"} <= files, files
+    assert {"training-config.json", "metrics.csv", "logs/job.log", "checkpoints/model_1.pt",
+            "exported/policy.onnx", "exported/policy.pt", "exported/policy.json"} <= files, files
     execution = backend.client("stepfunctions").describe_execution(executionArn=trained.execution_arn)
     assert execution["status"] == "SUCCEEDED"
     assert json.loads(execution["output"])["result"]["state"] == "SUCCEEDED"

@@ -8,6 +8,8 @@ use, identical in a local run directory and under the job's S3 prefix.
                               evaluate: one row per episode (EPISODE_COLUMNS)
   evaluation-summary.json     evaluate: the summary statistics
   checkpoints/model_<iteration>.pt   every saved checkpoint, numbered by training iteration (best.pt: best so far)
+  exported/policy.onnx, policy.pt, policy.json   train: the deterministic actor as ONNX and TorchScript, described
+                              (:mod:`workbench.outputs.exported`)
   *_git_diff.txt              from the run's .diff files
   videos/*.mp4
   logs/job.log                the whole runner log
@@ -22,6 +24,7 @@ from __future__ import annotations
 METRICS = "metrics.csv"
 SUMMARY = "evaluation-summary.json"
 CHECKPOINTS = "checkpoints"
+EXPORTED = "exported"
 VIDEOS = "videos"
 JOB_LOG = "logs/job.log"
 CONFIG_FILES = {"train": "training-config.json", "evaluate": "evaluation-config.json"}

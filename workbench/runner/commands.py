@@ -1,4 +1,5 @@
-"""Command lines for the child process: ``isaaclab train`` per library and device, and our evaluation loop."""
+"""Command lines for the child process: ``isaaclab train`` per library and device, our evaluation loop and our
+policy export."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ def isaaclab_command(subcommand: str, arguments: list[str]) -> list[str]:
 def evaluate_command(arguments: list[str]) -> list[str]:
     """Our bounded evaluation loop (``workbench.runner.evaluation.loop``) with this interpreter."""
     return [sys.executable, "-m", "workbench.runner.evaluation.loop", *arguments]
+
+
+def export_command(spec: JobSpec, checkpoint: Path, output_dir: Path) -> list[str]:
+    """Our policy export (``workbench.runner.evaluation.export``) of a training's ``checkpoint`` into ``output_dir``,
+    with the training's overrides (they may shape the task's observations or the policy's network)."""
+    args = ["--task", spec.task, "--rl-library", spec.rl_library, "--checkpoint", str(checkpoint),
+            "--output-dir", str(output_dir)]
+    for key, value in spec.training["overrides"].items():
+        args += ["--override", format_override(key, value)]
+    return [sys.executable, "-m", "workbench.runner.evaluation.export", *args]
 
 
 def job_environment(task: str, assets: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ the exit status only, since reporting through the status file would recreate the
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from workbench.errors import RunnerError, SpecError
+from workbench.outputs import exported
 from workbench.outputs.layout import config_file
 from workbench.outputs.progress import ProgressParser
 from workbench.runner import commands, recovery
@@ -50,6 +52,7 @@ class JobRunner:
         self.child: Child | None = None
         self.mode: Mode | None = None
         self._warm_env: dict[str, str] | None = None
+        self._plain_env: dict[str, str] = {}
         self._job_log = None
         self._slot: int | None = None
         self._log_lock = threading.Lock()
@@ -135,14 +138,15 @@ class JobRunner:
         if self.cancel_reason:
             return self._finish(JobState.CANCELLED, self.cancel_reason)
         self._say(f"{spec.mode} {spec.task} with {spec.rl_library} on {device}: {' '.join(command)}")
-        env = commands.child_environment(self.settings.environ, env_extra, pythonpath)
+        env = self._plain_env = commands.child_environment(self.settings.environ, env_extra, pythonpath)
         if mode.launch is not None:
             env = mode.launch.environment(env)
         else:
             self._warm_env = commands.child_environment(self.settings.environ, env_extra, [])
         parser = ProgressParser(spec.rl_library, mode.progress_unit)
         self._check_health()
-        code = self._supervise(command, child_dir, env, parser, mode)
+        code = self._supervise(command, child_dir, env, parser, lambda: mode.export(final=False),
+                               may_fork=mode.launch is None)
         self._check_health()
         return self._conclude(spec, code, parser, mode)
 
@@ -157,8 +161,9 @@ class JobRunner:
         return custom
 
     def _supervise(self, command: list[str], cwd: Path, env: dict[str, str], parser: ProgressParser,
-                   mode: Mode) -> int:
-        """Run the child to its end, heartbeating while it makes progress; returns its exit code."""
+                   export: Callable[[], None], may_fork: bool, doing: str = "running") -> int:
+        """Run the child to its end, heartbeating while it makes progress and calling ``export`` every export
+        interval; returns its exit code. ``doing`` is the status reason meanwhile."""
         settings = self.settings
 
         def on_line(line: str) -> None:
@@ -167,9 +172,9 @@ class JobRunner:
             if update is not None:
                 self.publisher.update_progress(update)
 
-        self.child = self._start_child(command, cwd, env, on_line)
+        self.child = self._start_child(command, cwd, env, on_line, may_fork)
         self.publisher.details["child_pgid"] = self.child.pid
-        self.publisher.publish(JobState.RUNNING, "running", heartbeat=True)
+        self.publisher.publish(JobState.RUNNING, doing, heartbeat=True)
         last_heartbeat = last_publish = last_export = time.monotonic()
         output_at_heartbeat = self.child.last_output_at
         while (code := self.child.poll()) is None:
@@ -187,20 +192,21 @@ class JobRunner:
             if now - last_heartbeat >= settings.heartbeat_interval and self.child.last_output_at > output_at_heartbeat:
                 output_at_heartbeat = self.child.last_output_at
                 last_heartbeat = last_publish = now
-                self.publisher.publish(reason="running", heartbeat=True)
+                self.publisher.publish(reason=doing, heartbeat=True)
             elif now - last_publish >= 1.0:
                 last_publish = now
-                self.publisher.publish(reason="running")
+                self.publisher.publish(reason=doing)
             if now - last_export >= settings.export_interval:
                 last_export = now
-                mode.export(final=False)
+                export()
         self.child.wait_output()
         return code
 
-    def _start_child(self, command: list[str], cwd: Path, env: dict[str, str],
-                     on_line: Callable[[str], None]) -> Child:
-        """Fork the child from the warm process where one serves this home, else start a fresh process."""
-        if self.settings.warm_start and (self.mode is None or self.mode.launch is None):
+    def _start_child(self, command: list[str], cwd: Path, env: dict[str, str], on_line: Callable[[str], None],
+                     may_fork: bool) -> Child:
+        """Fork the child from the warm process where one serves this home and ``may_fork`` (no torchrun), else
+        start a fresh process."""
+        if self.settings.warm_start and may_fork:
             try:
                 child = warmstart.fork_child(self._endpoint(), command, cwd, env, on_line)
             except warmstart.WarmRefused as exc:
@@ -240,8 +246,31 @@ class JobRunner:
         if mode.launch is not None and mode.launch.ctx is not None:
             mark_training_finished(self.settings.checkpoint_dir)
         mode.export(final=True)
+        self._follow_up(mode)
         self.settings.storage.upload(self.work_dir)
         return self._finish(JobState.SUCCEEDED, f"{spec.mode} finished", output_uri=self.settings.storage.uri)
+
+    def _follow_up(self, mode: Mode) -> None:
+        """Run the mode's follow-up (a training's policy export). Its failure is logged with the reason and leaves
+        the job's outcome alone: the training's own outputs are complete without it."""
+        command = mode.follow_up()
+        if command is None:
+            return
+        self._say("exporting the policy as ONNX and TorchScript (exported/)")
+        parser = ProgressParser(mode.spec.rl_library, None)
+        try:
+            code = self._supervise(command, self.work_dir / CHILD_DIR, self._plain_env, parser, lambda: None,
+                                   may_fork=True, doing="exporting the policy")
+        except RunnerError as exc:
+            self._stop_child()
+            code, parser.error = 1, str(exc)
+        if self.cancel_reason:
+            self._say(f"policy export stopped ({self.cancel_reason}); the training itself had finished")
+            self.cancel_reason = None
+        elif code != 0:
+            reason = parser.error or f"the export process failed ({describe_exit(code)})"
+            self._say(f"policy export failed: {reason}; the training succeeded and its checkpoints are kept")
+        shutil.rmtree(self.work_dir / exported.PARTIAL, ignore_errors=True)
 
     def _conclude_worker(self, code: int, parser: ProgressParser) -> JobStatus:
         """A worker node's end: success once the training it took part in finished, even if it then exited

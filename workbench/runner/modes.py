@@ -48,6 +48,10 @@ class Mode:
     def keep_partial(self) -> None:
         """After a failure or cancellation: keep what the run saved for a later resume, where it matters."""
 
+    def follow_up(self) -> list[str] | None:
+        """The command to run once the child succeeded and its outputs are in the layout (None: nothing)."""
+        return None
+
 
 class Evaluation(Mode):
     """Our bounded evaluation loop over a checked policy; it writes the layout's files itself."""
@@ -155,6 +159,13 @@ class Training(Mode):
         self.say(f"exported {len(list(saved.glob('*.pt')))} checkpoint(s) and {rows} metrics rows to {self.work_dir}")
         if checkpoints.newest_checkpoint(saved) is None:
             raise RunnerError("training finished but saved no checkpoint")
+
+    def follow_up(self) -> list[str] | None:
+        """The export of the newest checkpoint as a deployable policy (``exported/``), on the main node only."""
+        if self.launch is not None and not self.launch.is_main:
+            return None
+        newest = checkpoints.newest_checkpoint(self.work_dir / CHECKPOINTS)
+        return None if newest is None else commands.export_command(self.spec, newest, self.work_dir)
 
     def keep_partial(self) -> None:
         if self.launch is not None and not self.launch.is_main:

@@ -2,7 +2,8 @@
 
 Isaac Lab's ``play`` never stops on its own and prints no metrics, so the runner launches this program for
 ``mode == "evaluate"``. It builds the task's environment the way ``isaaclab play`` does (Isaac Lab's own config
-resolution, launcher and library wrappers), loads the policy with its library, and steps ``--num-envs``
+resolution, launcher and library wrappers), loads the policy with its library (or an exported ``policy.onnx``
+with onnxruntime, on the raw environment: what will be deployed), and steps ``--num-envs``
 environments until exactly ``--num-episodes`` episodes are counted, each cut at ``--steps-per-episode`` steps.
 
 Which episodes count is fixed up front (see :mod:`workbench.runner.evaluation.episodes`): environment 0 counts the recorded
@@ -18,22 +19,20 @@ and a non-zero exit status.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
-import math
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
-from workbench.errors import EvaluationError, PolicyError, RunnerError
-from workbench.libraries import LIBRARIES, library
+from workbench.errors import EvaluationError
+from workbench.libraries import LIBRARIES
+from workbench.outputs import exported
+from workbench.runner.evaluation.agents import AGENTS, OnnxAgent
+from workbench.runner.evaluation.environment import cfg_sizes, env_sizes, resolve_configs, run_program, task_environment
 from workbench.runner.evaluation.episodes import COLUMNS, Episode, EpisodeCounter, episode_quotas, loop_step_limit
 from workbench.runner.inputs.policy import CheckpointInfo, check_sizes, inspect_checkpoint, resolve_selector
 
@@ -73,17 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def work() -> str:
         summary = evaluate(args)
-    except RunnerError as exc:
-        print(f"WORKBENCH_ERROR {exc}", flush=True)
-        return 2
-    except Exception as exc:  # an unexpected failure still ends with a reason the runner can report
-        traceback.print_exc()
-        print(f"WORKBENCH_ERROR evaluation crashed: {type(exc).__name__}: {exc}", flush=True)
-        return 1
-    print(f"evaluation finished: {summary['episodes']} episodes, mean return {summary['mean_return']:.3f}", flush=True)
-    return 0
+        return f"evaluation finished: {summary['episodes']} episodes, mean return {summary['mean_return']:.3f}"
+
+    return run_program(work, "evaluation")
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,17 +93,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
-    from isaaclab.app import add_launcher_args, launch_simulation
-
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    env_cfg, agent_cfg = _resolve_configs(args)
-    check_sizes(info, args.task, *_cfg_sizes(env_cfg))
+    env_cfg, agent_cfg = resolve_configs(args.task, args.rl_library, args.override)
+    check_sizes(info, args.task, *cfg_sizes(env_cfg))
 
     video_episodes = min(args.video_episodes, args.num_episodes) if args.record_video else 0
     quotas = episode_quotas(args.num_episodes, args.num_envs, video_episodes)
     env_cfg.scene.num_envs = len(quotas)
-    env_cfg.sim.device = args.device
-    env_cfg.seed = seed
     step_dt = env_cfg.sim.dt * env_cfg.decimation
     if env_cfg.episode_length_s > (args.steps_per_episode - 0.5) * step_dt:
         env_cfg.episode_length_s = (args.steps_per_episode - 0.5) * step_dt
@@ -119,67 +109,13 @@ def _run(args: argparse.Namespace, info: CheckpointInfo) -> dict[str, Any]:
         require_viewer()
         env_cfg.sim.visualizer_cfgs = [viewer_cfg(args.video_width, args.video_height)]
 
-    launcher = argparse.ArgumentParser(add_help=False)
-    add_launcher_args(launcher)
-    launcher_args = launcher.parse_args(["--device", args.device])
-    launcher_args.num_envs = len(quotas)
-    with launch_simulation(env_cfg, launcher_args), contextlib.ExitStack() as cleanup:
-        from isaaclab.utils.seed import configure_seed
-        from isaaclab_rl.entrypoints.common import close_env, create_isaaclab_env
-
-        launcher_args.frontend = "torch"
-        env = create_isaaclab_env(args.task, env_cfg, launcher_args, convert_marl_to_single_agent=True)
-        cleanup.callback(lambda: close_env(env))
-        check_sizes(info, args.task, *_env_sizes(env.unwrapped))
-        recorder = StepRecorder(env)
-        configure_seed(seed)
-        agent = AGENTS[args.rl_library](recorder, agent_cfg, info.path, args.device, seed)
+    with task_environment(args.task, env_cfg, args.device, seed) as recorder:
+        check_sizes(info, args.task, *env_sizes(recorder.unwrapped))
+        if exported.is_exported(info.path):
+            agent = OnnxAgent(recorder, info.path, exported.observation_groups(info.path))
+        else:
+            agent = AGENTS[args.rl_library](recorder, agent_cfg, info.path, args.device, seed)
         return _loop(args, agent, recorder, quotas, video_episodes, seed, info)
-
-
-def _resolve_configs(args: argparse.Namespace) -> tuple[Any, Any]:
-    import isaaclab_tasks  # noqa: F401  (registers the tasks)
-    from isaaclab.cli import load_external_tasks
-    from isaaclab_tasks.utils import resolve_task_config
-
-    load_external_tasks()  # a custom package's tasks (isaaclab.tasks entry points on the job's PYTHONPATH)
-    entry_point = library(args.rl_library).agent_entry_point
-    try:
-        return resolve_task_config(args.task, entry_point, play_mode=True, overrides=list(args.override))
-    except Exception as exc:  # unknown task, missing agent config, bad override
-        raise EvaluationError(
-            f"cannot build task {args.task!r} for {args.rl_library}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _space_size(space: Any) -> int | None:
-    if isinstance(space, int):
-        return space
-    shape = getattr(space, "shape", None)
-    return int(math.prod(shape)) if shape else None
-
-
-def _cfg_sizes(env_cfg: Any) -> tuple[int | None, int | None]:
-    return _space_size(getattr(env_cfg, "observation_space", None)), _space_size(getattr(env_cfg, "action_space", None))
-
-
-def _env_sizes(env: Any) -> tuple[int | None, int | None]:
-    observations = env.single_observation_space
-    policy_space = observations["policy"] if "policy" in getattr(observations, "spaces", {}) else observations
-    return _space_size(policy_space), _space_size(env.single_action_space)
-
-
-class StepRecorder(gym.Wrapper):
-    """Remembers each step's raw rewards and done flags for the episode counter (the library wrappers hide them)."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.last: tuple[Any, Any, Any] | None = None
-
-    def step(self, action: Any) -> Any:
-        obs, rewards, terminated, truncated, extras = self.env.step(action)
-        self.last = (rewards, terminated, truncated)
-        return obs, rewards, terminated, truncated, extras
 
 
 def _success_source(env: Any) -> tuple[str, Callable[[], Any] | None]:
@@ -339,111 +275,6 @@ def _write_outputs(directory: Path, episodes: list[Episode], summary: dict[str, 
     (directory / "evaluation-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-class RslRlAgent:
-    """An rsl_rl policy (``model_<n>.pt``) through Isaac Lab's RslRlVecEnvWrapper and runner."""
-
-    def __init__(self, env: Any, agent_cfg: Any, path: Path, device: str, seed: int) -> None:
-        from isaaclab_rl.rsl_rl import (
-            RslRlVecEnvWrapper,
-            check_rsl_rl_version,
-            create_rsl_rl_runner,
-            handle_deprecated_rsl_rl_cfg,
-        )
-
-        agent_cfg.device = device
-        agent_cfg.seed = seed
-        agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
-        self.env = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
-        runner = create_rsl_rl_runner(self.env, agent_cfg)
-        _load(lambda: runner.load(str(path)), path, "rsl_rl")
-        self.policy = runner.get_inference_policy(device=self.env.unwrapped.device)
-
-    def reset(self) -> Any:
-        return self.env.get_observations()
-
-    def step(self, obs: Any) -> Any:
-        obs, _, dones, _ = self.env.step(self.policy(obs))
-        self.policy.reset(dones)
-        return obs
-
-
-class RlGamesAgent:
-    """An rl_games policy (``.pth``) through Isaac Lab's RlGamesVecEnvWrapper and rl_games' player."""
-
-    def __init__(self, env: Any, agent_cfg: dict, path: Path, device: str, seed: int) -> None:
-        from isaaclab.utils import index_fill_
-        from isaaclab_rl.rl_games import RlGamesVecEnvWrapper, register_rl_games_env
-        from rl_games.torch_runner import Runner
-
-        params = agent_cfg["params"]
-        params["seed"] = seed
-        params["config"].update(device=device, device_name=device)
-        self.env = RlGamesVecEnvWrapper.from_agent_cfg(env, agent_cfg)
-        register_rl_games_env(self.env)
-        params["load_checkpoint"] = True
-        params["load_path"] = str(path)
-        params["config"]["num_actors"] = self.env.unwrapped.num_envs
-        runner = Runner()
-        runner.load(agent_cfg)
-        self.player = runner.create_player()
-        _load(lambda: self.player.restore(str(path)), path, "rl_games")
-        self.player.reset()
-        self._index_fill = index_fill_
-
-    def reset(self) -> Any:
-        obs = self.env.reset()
-        obs = obs["obs"] if isinstance(obs, dict) else obs
-        self.player.get_batch_size(obs, 1)
-        if self.player.is_rnn:
-            self.player.init_rnn()
-        return obs
-
-    def step(self, obs: Any) -> Any:
-        actions = self.player.get_action(self.player.obs_to_torch(obs), is_deterministic=True)
-        obs, _, dones, _ = self.env.step(actions)
-        if self.player.is_rnn and self.player.states is not None and len(dones) > 0:
-            for state in self.player.states:
-                self._index_fill(state, dones, 0.0, dim=1)
-        return obs["obs"] if isinstance(obs, dict) else obs
-
-
-class SkrlAgent:
-    """A skrl policy (``agent_<n>.pt``) through Isaac Lab's SkrlVecEnvWrapper and skrl's runner."""
-
-    def __init__(self, env: Any, agent_cfg: dict, path: Path, device: str, seed: int) -> None:
-        from isaaclab_rl.skrl import SkrlVecEnvWrapper, import_skrl_runner
-
-        agent_cfg["seed"] = seed
-        agent_cfg["trainer"]["close_environment_at_exit"] = False
-        experiment = agent_cfg["agent"]["experiment"]
-        experiment["write_interval"] = 0
-        experiment["checkpoint_interval"] = 0
-        self.env = SkrlVecEnvWrapper(env, ml_framework="torch")
-        runner = import_skrl_runner("torch")(self.env, agent_cfg)
-        self.agent = runner.agent
-        _load(lambda: self.agent.load(str(path)), path, "skrl")
-        self.agent.enable_training_mode(False, apply_to_models=True)
-
-    def reset(self) -> Any:
-        obs, _ = self.env.reset()
-        return obs
-
-    def step(self, obs: Any) -> Any:
-        outputs = self.agent.act(obs, self.env.state(), timestep=0, timesteps=0)
-        obs, *_ = self.env.step(outputs[-1].get("mean_actions", outputs[0]))
-        return obs
-
-
-def _load(load: Callable[[], Any], path: Path, library: str) -> None:
-    """Load weights into the library's model; a mismatch becomes a :class:`PolicyError` with the library's words."""
-    try:
-        load()
-    except (RuntimeError, KeyError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PolicyError(f"{library} cannot load {path.name} into the task's policy network: {first_line}") from exc
-
-
-AGENTS: dict[str, type] = {"rsl_rl": RslRlAgent, "rl_games": RlGamesAgent, "skrl": SkrlAgent}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Find the policy an evaluation runs, and check it before any simulation starts.
 
-A policy selector is a checkpoint file (a path or ``file://`` URI), a directory of checkpoints, an ``s3://`` URI,
-or a previous job's id (its newest exported checkpoint). A missing, corrupt or wrong-library policy fails the job
-at once with :class:`PolicyError`, naming the file and what was expected.
+A policy selector is a checkpoint file (a path or ``file://`` URI; an exported ``policy.onnx`` too), a directory
+of checkpoints, an ``s3://`` URI, or a previous job's id (its newest exported checkpoint). A missing, corrupt or
+wrong-library policy fails the job at once with :class:`PolicyError`, naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import PolicyError, RunnerError
-from workbench.outputs import checkpoints
+from workbench.outputs import checkpoints, exported
 from workbench.outputs.checkpoints import CheckpointInfo
 from workbench.spec.document import JobSpec, is_job_id
 from workbench.spec.paths import runs_dir
@@ -54,7 +54,10 @@ def newest_checkpoint(directory: Path) -> Path:
 
 
 def inspect_checkpoint(path: Path, library_name: str) -> CheckpointInfo:
-    """Load and check a checkpoint for ``library_name``: its format, and the policy's input and output sizes."""
+    """Load and check a checkpoint for ``library_name``: its format, and the policy's input and output sizes. An
+    exported ONNX policy runs with onnxruntime, so any library's task config may drive it."""
+    if exported.is_exported(path):
+        return exported.inspect_exported(path)
     info = checkpoints.inspect_checkpoint(path, PolicyError)
     if info.library is None:
         found = ", ".join(map(str, list(checkpoints.load_checkpoint(path, PolicyError))[:8])) or "none"

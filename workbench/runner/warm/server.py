@@ -60,9 +60,10 @@ PRELOAD = (
 """What a job's child would import anyway. Not skrl: imported after Warp it initialises Warp. Not rl_games' runner:
 it asks torch whether CUDA is available, after which torch refuses CUDA in forked children."""
 
-JOB_COMMANDS = (("isaaclab", "train"), ("isaaclab", "play"), ("workbench.runner.evaluation.loop",))
+JOB_COMMANDS = (("isaaclab", "train"), ("isaaclab", "play"), ("workbench.runner.evaluation.loop",),
+                ("workbench.runner.evaluation.export",))
 """The only ``python -m`` commands the server runs (a command starts with one of these): those the runner forks
-(``commands.isaaclab_command``, ``commands.evaluate_command``)."""
+(``commands.isaaclab_command``, ``commands.evaluate_command``, ``commands.export_command``)."""
 
 REQUEST_TIMEOUT_S = 5.0
 """How long a connection may stay open without sending its request before the server drops it."""

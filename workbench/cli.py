@@ -103,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--backend", default="local", choices=backend_names())
     listing.set_defaults(handler=_list)
 
+    sweep = sub.add_parser("sweep", help="run a sweep file with a live table of its trials; run it again to "
+                           "continue it")
+    sweep.add_argument("file", type=Path, help="the sweep's JSON: name, base, space, and optionally strategy, "
+                       "objective, budget, pruner, packing, ...")
+    sweep.add_argument("--root", type=Path, help="the sweep directory (default $WORKBENCH_HOME/sweeps/<name>)")
+    sweep.set_defaults(handler=_sweep)
+
     warm = sub.add_parser("warm", help="start, stop or show the warm process that forks local jobs' children")
     warm.add_argument("action", choices=["start", "stop", "status"])
     warm.add_argument("--timeout", type=_timeout, default=300.0, help="seconds `start` waits for the imports")
@@ -112,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--custom-env", help="a custom environment package whose tasks to list too")
     tasks.set_defaults(handler=_tasks)
     return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Exit 2 for a sweep that cannot start (bad file, invalid base spec, another experiment under its name),
+    1 when it fails while running, else 0 once its budget is spent."""
+    from workbench.errors import SweepError
+    from workbench.sweep.cli import run_live, sweep_from_file
+
+    try:
+        sweep = sweep_from_file(args.file, args.root)
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    run_live(sweep)
+    return EXIT_OK
 
 
 def _submit_options(parser: argparse.ArgumentParser) -> None:

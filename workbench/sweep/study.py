@@ -9,7 +9,7 @@ import logging
 import math
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,10 @@ from workbench.transport.atomic import write_json_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = {"local": 1, "aws": 4}
+DOCUMENT_REQUIRED = ("name", "base", "space")
+DOCUMENT_KEYS = ("name", "base", "space", "strategy", "objective", "direction", "budget", "pruner", "backend_name",
+                 "backend_options", "concurrency", "packing", "run_as", "notebook", "seed", "poll_interval")
+"""The keys of a sweep's JSON form (``sweep.json``)."""
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,40 @@ class Sweep:
         path = directory / "sweep.json"
         if not path.exists():
             raise SweepError(f"no sweep {name!r} under {directory}")
-        doc = json.loads(path.read_text())
-        doc["space"] = space_from_json(doc["space"])
-        doc["budget"] = Budget(**doc["budget"])
-        packing = doc["packing"]
-        doc["packing"] = Packing(packing["slots_per_device"], tuple(packing["devices"])) if packing else None
-        return cls(**{**doc, "root": directory, **changes})
+        return cls.from_document(json.loads(path.read_text()), root=directory, **changes)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], root: Path | None = None, **changes: Any) -> Sweep:
+        """A sweep from its JSON form (what ``sweep.json`` holds; ``workbench sweep SWEEP.json`` reads one):
+        ``name``, ``base`` and ``space`` are required, every other key of :class:`Sweep` is optional."""
+        if not isinstance(doc, Mapping):
+            raise SweepError("a sweep document must be a JSON object")
+        missing = [key for key in DOCUMENT_REQUIRED if key not in doc]
+        unknown = sorted(set(doc) - set(DOCUMENT_KEYS))
+        if missing or unknown:
+            problems = [f"missing {', '.join(missing)}"] if missing else []
+            problems += [f"unknown {', '.join(unknown)}"] if unknown else []
+            raise SweepError(f"sweep document: {'; '.join(problems)} (keys: {', '.join(DOCUMENT_KEYS)})")
+        fields = dict(doc)
+        try:
+            fields["space"] = space_from_json(doc["space"])
+            fields["budget"] = Budget(**doc.get("budget") or {})
+            packing = doc.get("packing")
+            fields["packing"] = Packing(packing["slots_per_device"], tuple(packing["devices"])) if packing else None
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise SweepError(f"sweep document: bad space, budget or packing ({type(exc).__name__}: {exc})") from None
+        return cls(**{**fields, "root": root, **changes})
+
+    def check_continues(self, saved: Mapping[str, Any]) -> None:
+        """Raise :class:`SweepError` unless this sweep is the one ``saved`` (its ``sweep.json``) describes: a
+        sweep continued with another base, space, strategy or objective would mix trials of two experiments."""
+        mine = self.document()
+        changed = [key for key in ("base", "space", "strategy", "objective", "direction") if saved.get(key) != mine[key]]
+        if changed:
+            raise SweepError(
+                f"sweep {self.name!r} under {self.dir} was started with another {', '.join(changed)}; "
+                "give this one another name, or delete that directory to start again"
+            )
 
     @property
     def backend(self) -> Backend:
@@ -155,8 +187,9 @@ class Sweep:
         """The optuna study behind the sweep (created on first use)."""
         return self._study_store().study
 
-    def run(self) -> pd.DataFrame:
-        """Run (or continue) the sweep until its budget is spent; returns :meth:`results`."""
+    def run(self, watch: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+        """Run (or continue) the sweep until its budget is spent; returns :meth:`results`. ``watch`` gets the
+        results after every poll (a live table)."""
         self.save()
         store = self._study_store()
         journal = Journal(self.dir / "journal.json")
@@ -190,6 +223,8 @@ class Sweep:
                     free.append(slot)
                 else:
                     active[active_item.number] = active_item
+            if watch is not None:
+                watch(self.results())
             if not active:
                 break
             time.sleep(self.poll_interval)
@@ -253,9 +288,12 @@ class Sweep:
 
     def save(self) -> None:
         """Write ``sweep.json`` so ``Sweep.open`` / ``python -m workbench.sweep`` can continue the sweep."""
-        if not isinstance(self.objective, str):
-            return
-        doc = {
+        if isinstance(self.objective, str):
+            write_json_atomic(self.dir / "sweep.json", self.document())
+
+    def document(self) -> dict[str, Any]:
+        """The sweep's JSON form (:meth:`from_document` reads it back)."""
+        return {
             "name": self.name, "base": self.base, "space": space_to_json(self.space), "strategy": self.strategy,
             "objective": self.objective, "direction": self.direction, "budget": asdict(self.budget),
             "pruner": self.pruner, "backend_name": self.backend_name, "backend_options": dict(self.backend_options),
@@ -263,7 +301,6 @@ class Sweep:
             "packing": asdict(self.packing) if self.packing else None, "run_as": self.run_as,
             "notebook": self.notebook, "seed": self.seed, "poll_interval": self.poll_interval,
         }
-        write_json_atomic(self.dir / "sweep.json", doc)
 
     # -- internals -------------------------------------------------------------------------------------------
 

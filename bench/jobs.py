@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bench.watch import RunTiming, follow_lines, solved_threshold, watch
 from workbench.backends.local import LocalBackend
-from workbench.runner.commands import isaaclab_command, job_environment, resolve_device, train_arguments
+from workbench.runner.commands import isaaclab_command, job_environment, train_arguments
+from workbench.spec.devices import resolve_device
 from workbench.spec.document import JobSpec, parse_spec
 
 TASK = "Isaac-Cartpole-Direct"

@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--backend", default="local", choices=backend_names())
     listing.set_defaults(handler=_list)
 
+    estimate = sub.add_parser("estimate", help="say what a spec file will take (and cost on aws) before submitting")
+    estimate.add_argument("spec", type=Path, help="the inputParameters JSON")
+    estimate.add_argument("--backend", default="local", choices=backend_names())
+    estimate.set_defaults(handler=_estimate)
+
     sweep = sub.add_parser("sweep", help="run a sweep file with a live table of its trials; run it again to "
                            "continue it")
     sweep.add_argument("file", type=Path, help="the sweep's JSON: name, base, space, and optionally strategy, "
@@ -119,6 +124,27 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--custom-env", help="a custom environment package whose tasks to list too")
     tasks.set_defaults(handler=_tasks)
     return parser
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    """The expected wall time from this machine's measured rates (on aws with the instance's price and cost)."""
+    from workbench.results.estimate import aws_cost, expected_time
+    from workbench.spec.capacity import ON_DEMAND, SPOT
+    from workbench.spec.devices import resolve_device
+
+    spec = parse_spec(_read(args.spec))
+    size = (f"{spec.training['numEnvs']} envs, {spec.training['maxIterations']} iterations" if spec.mode == "train"
+            else f"{spec.training['numEnvs']} envs, {spec.training['numEpisodes']} episodes")
+    if args.backend == "aws":
+        time_estimate, cost = aws_cost(spec, SPOT if spec.compute["capacity"] == SPOT else ON_DEMAND)
+        print(f"{spec.mode} {spec.task} with {spec.rl_library}, {size}, on {spec.num_nodes} x {cost.instance_type}")
+        print(time_estimate.describe())
+        print(f"cost: {cost.describe()}")
+        return EXIT_OK
+    device = resolve_device(spec.training["device"])
+    print(f"{spec.mode} {spec.task} with {spec.rl_library}, {size}, on {device} (local)")
+    print(expected_time(spec, device).describe())
+    return EXIT_OK
 
 
 def _sweep(args: argparse.Namespace) -> int:

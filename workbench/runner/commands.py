@@ -15,16 +15,6 @@ from workbench.spec import paths
 from workbench.spec.document import JobSpec
 
 
-def resolve_device(requested: str) -> str:
-    """``auto`` becomes ``cuda:0`` where an NVIDIA driver exposes a GPU, else ``cpu``."""
-    if requested == "cpu":
-        return "cpu"
-    if requested == "cuda":
-        return "cuda:0"
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return "cuda:0" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
-
-
 def format_override(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"{key}={str(value).lower()}"

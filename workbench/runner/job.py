@@ -32,6 +32,7 @@ from workbench.runner.process import Child, ChildProcess, describe_exit
 from workbench.runner.slots import acquire_slot, enqueue
 from workbench.runner.warm import client as warmstart
 from workbench.spec import paths
+from workbench.spec.devices import resolve_device
 from workbench.spec.document import JobSpec, parse_spec
 from workbench.spec.status import JobState, JobStatus
 from workbench.transport.atomic import write_json_atomic
@@ -125,7 +126,7 @@ class JobRunner:
         return spec
 
     def _run_spec(self, spec: JobSpec) -> JobStatus:
-        device = commands.resolve_device(spec.training["device"])
+        device = resolve_device(spec.training["device"])
         env_extra = commands.job_environment(spec.task, self.settings.assets)
         pythonpath: list[str] = []
         custom = self._custom_environment(spec)

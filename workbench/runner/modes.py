@@ -10,7 +10,7 @@ from pathlib import Path
 
 from workbench.errors import RunnerError
 from workbench.libraries import library
-from workbench.outputs import checkpoints, export
+from workbench.outputs import checkpoints, export, rates
 from workbench.outputs.layout import CHECKPOINTS, METRICS, VIDEOS
 from workbench.outputs.metrics import ScalarReader, export_metrics, latest_progress, merge_metrics
 from workbench.runner import commands, recovery
@@ -70,9 +70,12 @@ class Training(Mode):
         super().__init__(*args, **kwargs)
         self.resume: ResumePoint | None = None
         self._metrics: ScalarReader | None = None
+        self._started_at = time.time()
+        self._device = "cpu"
 
     def command(self, device: str, pythonpath: list[str]) -> list[str]:
         spec, settings = self.spec, self.settings
+        self._device = device
         agent_cfg = self._agent_config(pythonpath)
         self.progress_unit = library(spec.rl_library).progress_unit(agent_cfg)
         run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
@@ -159,6 +162,23 @@ class Training(Mode):
         self.say(f"exported {len(list(saved.glob('*.pt')))} checkpoint(s) and {rows} metrics rows to {self.work_dir}")
         if checkpoints.newest_checkpoint(saved) is None:
             raise RunnerError("training finished but saved no checkpoint")
+        self._record_rate()
+
+    def _record_rate(self) -> None:
+        """Keep this training's measured start-up and seconds per iteration for later estimates (a resumed or
+        multi-node training measures something else, and a rate that cannot be kept costs the job nothing)."""
+        spec = self.spec
+        measured = rates.measure(self.work_dir / METRICS, self._started_at)
+        if measured is None or self.resume is not None or self.launch is not None:
+            return
+        startup, per_iteration, iterations = measured
+        rate = rates.Rate(spec.task, spec.rl_library, rates.device_kind(self._device), spec.training["numEnvs"],
+                          round(startup, 2), round(per_iteration, 4), iterations, self.settings.job_id,
+                          rates.now_iso())
+        try:
+            rates.record(rate)
+        except OSError as exc:
+            self.say(f"could not keep this job's measured rate for estimates: {exc}")
 
     def follow_up(self) -> list[str] | None:
         """The export of the newest checkpoint as a deployable policy (``exported/``), on the main node only."""

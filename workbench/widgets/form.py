@@ -17,8 +17,10 @@ import ipywidgets as w
 from workbench.backends import Job, backend_names, get_backend
 from workbench.backends.aws_costs import estimate
 from workbench.errors import SpecError, WorkbenchError
+from workbench.results.estimate import aws_cost, expected_time
 from workbench.spec.capacity import DEFAULT_JOB_CAPACITY, JOB_CAPACITIES, ON_DEMAND, CapacityUnavailable, placement
 from workbench.spec.catalogue import CORE_TASK_LIBRARIES
+from workbench.spec.devices import resolve_device
 from workbench.spec.document import DEVICES, RL_LIBRARIES, FieldError, JobSpec, parse_spec
 from workbench.spec.paths import workbench_home
 from workbench.widgets.panel import JobPanel
@@ -266,8 +268,14 @@ class SubmitForm:
         self._show_capacity()
         self.submit_button.disabled = self.spec is None
         self.message.value = "<span style='color:#c00'>" + "<br>".join(general) + "</span>" if general else (
-            "" if self.spec is None else "<span style='color:#080'>ready</span>")
+            "" if self.spec is None else f"<span style='color:#080'>ready</span>; {escape(self._expected_time())}")
         return self.spec
+
+    def _expected_time(self) -> str:
+        """What the valid job will take, from this machine's measured rates (a GPU instance's on aws)."""
+        if self.backend.value == "aws":
+            return aws_cost(self.spec)[0].describe()
+        return expected_time(self.spec, resolve_device(self.device.value)).describe()
 
     def _show_capacity(self) -> None:
         """The capacity row on the aws backend only: both estimated prices of the valid job and the one it uses."""

@@ -83,6 +83,33 @@ def test_local_multi_node_is_refused_at_submit() -> None:
     assert _runs_before() == before
 
 
+def test_tasks_lists_each_tasks_assets_and_rl_libraries() -> None:
+    result = run_cli("tasks")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in result.stdout.splitlines()[1:] if line.strip()
+            and not line.startswith("ASSETS:")}
+    assert rows["Isaac-Ant-Direct"] == ["offline", "rsl_rl, rl_games, skrl"]
+    assert rows["Isaac-Cartpole-Direct"] == ["offline", "rsl_rl, rl_games, skrl"]
+    assert rows["Isaac-Humanoid"] == ["nucleus", "rsl_rl, rl_games, skrl"]
+    assert rows["IsaacContrib-Humanoid-AMP-Walk-Direct"] == ["nucleus", "skrl"]
+    assert "WORKBENCH_ASSETS=nucleus" in result.stdout and "WORKBENCH_ASSETS is 'offline' here" in result.stdout
+    offline = run_cli("tasks", "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert [line.split()[0] for line in offline.stdout.splitlines()[1:5]] == [
+        "Isaac-Ant", "Isaac-Ant-Direct", "Isaac-Cartpole", "Isaac-Cartpole-Direct"]
+    assert "Isaac-Humanoid" not in offline.stdout.split("ASSETS:")[0]
+
+
+@pytest.mark.parametrize("task", ["Isaac-Humanoid-Direct", "Isaac-Reach-Franka-v0"])
+def test_a_task_without_offline_assets_exits_2_at_submit_and_starts_nothing(task: str) -> None:
+    before = _runs_before()
+    result = run_cli("train", "--task", task, "--device", "cpu", "--num-envs", "16", "--wait")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"trainingConfig.task: task '{task.removesuffix('-v0')}' needs" in result.stderr
+    assert "WORKBENCH_ASSETS=nucleus" in result.stderr
+    assert _runs_before() == before
+
+
 def test_a_spec_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     spec.write_bytes(b"\xff\xfe{\x00\x81")

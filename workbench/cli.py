@@ -120,8 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     warm.add_argument("--timeout", type=_timeout, default=300.0, help="seconds `start` waits for the imports")
     warm.set_defaults(handler=_warm)
 
-    tasks = sub.add_parser("tasks", help="list the tasks Isaac Lab knows (and a custom package's)")
+    tasks = sub.add_parser("tasks", help="list the tasks Isaac Lab knows (and a custom package's): whether each "
+                           "runs offline and which RL libraries it has configs for")
     tasks.add_argument("--custom-env", help="a custom environment package whose tasks to list too")
+    tasks.add_argument("--offline", action="store_true", help="only the tasks the offline asset root serves")
     tasks.set_defaults(handler=_tasks)
     return parser
 
@@ -310,15 +312,33 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
+    from workbench.spec.assets import availability, runs_offline
+    from workbench.spec.settings import assets_setting
     from workbench.spec.task_registry import list_tasks
 
-    for task, libraries in list_tasks().items():
-        print(f"{task:<70} {', '.join(libraries)}")
+    setting = assets_setting()
+    try:
+        registered = list_tasks()
+    except WorkbenchError as exc:  # no Isaac Lab here (a laptop, a notebook kernel): the 3.0 catalogue
+        from workbench.spec.catalogue import CORE_TASK_LIBRARIES
+        from workbench.spec.document import RL_LIBRARIES
+
+        print(f"notice: {exc}; listing Isaac Lab 3.0.0's core tasks from the workbench's catalogue", file=sys.stderr)
+        registered = {task: tuple(lib for lib in libs if lib in RL_LIBRARIES)
+                      for task, libs in sorted(CORE_TASK_LIBRARIES.items())}
+    rows = [(task, availability(task), ", ".join(libraries)) for task, libraries in registered.items()
+            if runs_offline(task) or not args.offline]
     if args.custom_env:
         from workbench.backends.local import list_package_tasks
 
-        for custom in list_package_tasks(args.custom_env):
-            print(f"{custom.task_id:<70} {', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
+        rows += [(custom.task_id, "custom", f"{', '.join(custom.libraries)}  (custom: {Path(args.custom_env).name})")
+                 for custom in list_package_tasks(args.custom_env)]
+    print(f"{'TASK':<70} {'ASSETS':<8} RL LIBRARIES")
+    for task, assets, libraries in rows:
+        print(f"{task:<70} {assets:<8} {libraries}")
+    print(f"\nASSETS: offline = the home's offline asset root serves it (no network); nucleus = it needs "
+          f"WORKBENCH_ASSETS=nucleus (NVIDIA's asset server, network) or a copy of that tree in WORKBENCH_ASSETS=DIR; "
+          f"custom = the package brings or names its own. WORKBENCH_ASSETS is {setting!r} here.")
     return EXIT_OK
 
 

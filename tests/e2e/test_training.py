@@ -48,6 +48,20 @@ def test_training_runs_offline_from_the_local_asset_root(trained_job, workbench_
     assert "omniverse-content-production" not in (job.outputs() / "logs" / "job.log").read_text()
 
 
+def test_ant_trains_offline_from_newtons_ant(workbench_home: Path) -> None:
+    """Isaac-Ant-Direct from the offline root's ant (newton's ``ant.usda``): 16 envs, 2 iterations on the CPU."""
+    result = run_cli("train", "--task", "Isaac-Ant-Direct", "--rl-library", "rsl_rl", "--num-envs", "16",
+                     "--max-iterations", "2", "--seed", "7", "--device", "cpu", "--wait", timeout=300)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    job = LocalBackend().job(job_id_from(result.stdout))
+    status = job.status()
+    assert status.state is JobState.SUCCEEDED, status.reason
+    assert sorted(p.name for p in (job.outputs() / "checkpoints").glob("model_*.pt"))[-1] == "model_1.pt"
+    assert (workbench_home / "assets" / "Isaac/Robots/IsaacSim/Ant/ant_instanceable.usd").exists()
+    log = (job.outputs() / "logs" / "job.log").read_text()
+    assert "Isaac-Ant-Direct" in log and "omniverse-content-production" not in log
+
+
 def test_warp_kernel_cache_is_kept_under_the_workbench_home(trained_job, workbench_home: Path) -> None:
     trained_job("rsl_rl")
     assert any((workbench_home / "cache" / "warp").rglob("*")), "no warp kernels cached"

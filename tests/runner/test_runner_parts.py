@@ -67,6 +67,9 @@ def test_missing_asset_becomes_the_failure_reason() -> None:
     parser.feed("FileNotFoundError: Unable to resolve the file: /home/u/.workbench/assets/Isaac/Robots/Ant/ant.usd")
     assert parser.error.startswith("asset not found: /home/u/.workbench/assets/Isaac/Robots/Ant/ant.usd")
     assert "WORKBENCH_ASSETS=nucleus" in parser.error
+    url = "https://raw.githubusercontent.com/newton-physics/newton-assets/main/fourbar_pole/usd/fourbar_pole.usda"
+    parser.feed(f"FileNotFoundError: Unable to find the file: {url}")  # Isaac-Fourbar-Pole-Swingup, offline
+    assert parser.error == f"asset not found: {url}. The task downloads it from that address at run time (needs network)"
 
 
 def test_newest_checkpoint_compares_iterations_as_numbers(tmp_path: Path) -> None:

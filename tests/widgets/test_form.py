@@ -36,6 +36,15 @@ def test_task_picker_offers_only_the_libraries_a_task_supports() -> None:
     assert "Isaac-Cartpole-Direct" in task_catalogue()
 
 
+def test_a_task_without_offline_assets_is_shown_at_the_task_on_the_local_backend() -> None:
+    form = SubmitForm(task="Isaac-Ant-Direct")
+    assert form.spec is not None and not form.submit_button.disabled
+    form.task.value = "Isaac-Humanoid"
+    assert "humanoid_instanceable.usd" in form.errors["task"].value
+    assert "WORKBENCH_ASSETS=nucleus" in form.errors["task"].value
+    assert form.spec is None and form.submit_button.disabled
+
+
 def test_overrides_are_parsed_and_validated_by_the_spec() -> None:
     assert parse_overrides("agent.algorithm.learning_rate=3e-4\n# note\nenv.flag=true") == {
         "agent.algorithm.learning_rate": 3e-4, "env.flag": True}

@@ -34,6 +34,7 @@ from workbench.runner.slots import Ticket, enqueue
 from workbench.runner.warm import client as warmstart
 from workbench.spec import paths
 from workbench.spec import settings as defaults
+from workbench.spec.assets import check_offline
 from workbench.spec.document import DEFAULT_TASK, FieldError, JobSpec, check_job_id, is_job_id, parse_spec
 from workbench.spec.status import JobState, JobStatus, Progress
 from workbench.transport.atomic import write_json_atomic
@@ -293,10 +294,14 @@ class LocalBackend(Backend):
         self.warm_idle_s = warmstart.idle_setting()
 
     def submit(self, spec: JobSpec) -> LocalJob:
-        """Start a job in a new run directory, which appears whole (spec, status, log folder) or not at all."""
+        """Start a job in a new run directory, which appears whole (spec, status, log folder) or not at all.
+
+        A core task the offline asset root does not serve, with ``WORKBENCH_ASSETS=offline``, is a SpecError here:
+        nothing starts."""
         if spec.num_nodes > 1:
             raise SpecError([FieldError("computeConfig.numNodes", f"must be 1 on the local backend, got "
                                         f"{spec.num_nodes}: multi-node training runs on the aws backend")])
+        check_offline(spec, self.assets)
         job_id = str(uuid.uuid4())
         home = _home()
         run_dir = paths.run_dir(job_id)

@@ -17,7 +17,8 @@ PROGRESS_PREFIX = "WORKBENCH_PROGRESS "
 ERROR_PREFIX = "WORKBENCH_ERROR "
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_MISSING_ASSET = re.compile(r"FileNotFoundError: Unable to resolve the file: (\S+)")
+_MISSING_ASSET = re.compile(r"FileNotFoundError: Unable to (?:resolve|find) the file: (\S+)")
+"""Isaac Lab's ``retrieve_file_path`` for a path under the asset root (resolve) or a URL it fails to fetch (find)."""
 _PROGRESS_KEYS = ("iteration", "max_iterations", "mean_reward", "mean_episode_length", "steps_per_second")
 
 
@@ -39,8 +40,11 @@ class ProgressParser:
             self.error = line[len(ERROR_PREFIX):].strip()
             return None
         if missing := _MISSING_ASSET.search(line):
+            where = missing.group(1)
             self.error = (
-                f"asset not found: {missing.group(1)}. Copy it to that path (the same layout as NVIDIA's asset "
+                f"asset not found: {where}. The task downloads it from that address at run time (needs network)"
+                if "://" in where else
+                f"asset not found: {where}. Copy it to that path (the same layout as NVIDIA's asset "
                 "server under the asset root), or set WORKBENCH_ASSETS=nucleus to download assets at run time "
                 "(needs network)"
             )

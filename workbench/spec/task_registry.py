@@ -71,6 +71,55 @@ def _registry() -> dict[str, dict[str, Any]]:
     }
 
 
+ROOT_SENTINEL = "/workbench-asset-root"
+"""``ISAACSIM_ASSET_ROOT`` while configs are read for ``assets``: every path under it is one the task loads."""
+
+
+def _config_assets(task: str) -> list[str]:
+    """The files under the asset root that ``task``'s env config names (walked, not simulated: a scene may load
+    more, e.g. the ground plane a terrain importer spawns)."""
+    from isaaclab_tasks.utils.parse_cfg import load_cfg_from_registry
+
+    found: set[str] = set()
+    seen: set[int] = set()
+
+    def walk(value: Any, depth: int = 0) -> None:
+        if depth > 12 or id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, str):
+            if value.startswith(ROOT_SENTINEL + "/"):
+                found.add(value[len(ROOT_SENTINEL) + 1:])
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item, depth + 1)
+        elif isinstance(value, (list, tuple, set)):
+            for item in value:
+                walk(item, depth + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, type) and type(value).__module__.startswith("isaaclab"):
+            for item in vars(value).values():
+                walk(item, depth + 1)
+
+    walk(load_cfg_from_registry(task, "env_cfg_entry_point"))
+    return sorted(found)
+
+
+def config_assets(pythonpath: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Every registered task id with the files under the asset root its env config names (Isaac Lab imported in a
+    subprocess, every config read: ~10 s on 2 cores)."""
+    return _run(["assets"], pythonpath)
+
+
+def main_asset(paths: Sequence[str]) -> str:
+    """The file that stands for a task's assets: the first robot's, else the first that is not a UI marker, texture,
+    material, folder or the ground plane; "" where there is none (``catalogue.CORE_TASK_MAIN_ASSET`` is this of
+    every core task)."""
+    robots = [path for path in paths if "/Robots" in path]
+    others = [path for path in paths if "UIElements" not in path and "/Textures/" not in path
+              and not path.endswith((".mdl", "/")) and "default_ground_plane" not in path]
+    return (robots or others or [""])[0]
+
+
 def _libraries(kwargs: dict[str, Any]) -> list[str]:
     return [lib for lib, key in LIBRARY_ENTRY_POINTS.items() if key in kwargs]
 
@@ -82,10 +131,16 @@ def _main(argv: list[str] | None = None) -> None:
     probe.add_argument("task")
     probe.add_argument("--library")
     sub.add_parser("list")
+    sub.add_parser("assets", help="the files under the asset root each task's env config names (JSON)")
     args = parser.parse_args(argv)
+    if args.command == "assets":
+        os.environ["ISAACSIM_ASSET_ROOT"] = ROOT_SENTINEL  # before isaaclab.utils.assets reads it
     registry = _registry()
     if args.command == "list":
         print(json.dumps({task: _libraries(kwargs) for task, kwargs in sorted(registry.items())}))
+        return
+    if args.command == "assets":
+        print(json.dumps({task: _config_assets(task) for task in sorted(registry)}))
         return
     kwargs = registry.get(args.task)
     result: dict[str, Any] = {"registered": kwargs is not None, "libraries": _libraries(kwargs or {})}

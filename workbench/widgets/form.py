@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
 from pathlib import Path
@@ -18,11 +19,13 @@ from workbench.backends import Job, backend_names, get_backend
 from workbench.backends.aws_costs import estimate
 from workbench.errors import SpecError, WorkbenchError
 from workbench.results.estimate import aws_cost, expected_time
+from workbench.spec.assets import check_offline
 from workbench.spec.capacity import DEFAULT_JOB_CAPACITY, JOB_CAPACITIES, ON_DEMAND, CapacityUnavailable, placement
 from workbench.spec.catalogue import CORE_TASK_LIBRARIES
 from workbench.spec.devices import resolve_device
 from workbench.spec.document import DEVICES, RL_LIBRARIES, FieldError, JobSpec, parse_spec
 from workbench.spec.paths import workbench_home
+from workbench.spec.settings import ASSETS
 from workbench.widgets.panel import JobPanel
 from workbench.widgets.table import policy_choices
 
@@ -254,6 +257,8 @@ class SubmitForm:
         problems: tuple[FieldError, ...] = ()
         try:
             self.spec = parse_spec(self.document(), known_tasks=self.catalogue)
+            if self.backend.value == "local":  # the aws image loads assets from NVIDIA's server
+                check_offline(self.spec, os.environ.get("WORKBENCH_ASSETS", ASSETS))
         except SpecError as exc:
             self.spec = None
             problems = exc.errors

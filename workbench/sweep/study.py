@@ -19,7 +19,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from workbench.backends import Backend, backend_class, get_backend
-from workbench.errors import SweepError, WorkbenchError
+from workbench.errors import BudgetExceededError, SweepError, WorkbenchError
 from workbench.results.history import IterationHistory
 from workbench.spec.document import JobSpec, SpecError, parse_spec
 from workbench.spec.paths import workbench_home
@@ -190,6 +190,7 @@ class Sweep:
     def run(self, watch: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
         """Run (or continue) the sweep until its budget is spent; returns :meth:`results`. ``watch`` gets the
         results after every poll (a live table)."""
+        self._check_cost_plan()
         self.save()
         store = self._study_store()
         journal = Journal(self.dir / "journal.json")
@@ -325,6 +326,21 @@ class Sweep:
                 raise SweepError(f"parameters {params} give an invalid spec:\n{exc}") from None
         if self.strategy == "grid":
             grid_points(self.space)
+
+    def _check_cost_plan(self) -> None:
+        """Refuse, before any trial, a sweep whose trials left would cost more than its cost budget at their
+        estimate (the costliest extreme of the space, on backends that estimate a job's cost)."""
+        estimate = getattr(self.backend, "estimate", None)
+        if self.budget.max_cost is None or estimate is None:
+            return
+        journal = Journal(self.dir / "journal.json")
+        left = max(0, self._max_trials() - len(journal.doc["trials"]))
+        per_trial = max(estimate(self.spec_for(params)).usd for params in extremes(self.space) or [{}])
+        planned = journal.doc.get("cost", 0.0) + left * per_trial
+        if planned > self.budget.max_cost:
+            raise BudgetExceededError(planned, self.budget.max_cost,
+                                      f"{left} trial(s) left at up to ${per_trial:.2f} each; raise max_cost or "
+                                      "lower max_trials")
 
     def _max_trials(self) -> int:
         if self.strategy == "grid":

@@ -23,7 +23,8 @@ from workbench.spec.status import JobState
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["01_train", "02_evaluate", "03_sweep", "04_custom_environment"]
+NAMES = ["01_train", "02_evaluate", "03_sweep", "04_custom_environment", "05_aws"]
+"""05_aws runs against the moto pipeline: tests/aws/test_aws_notebook.py."""
 
 
 def _execute(name: str, out_dir: Path, /, **parameters: object) -> nbformat.NotebookNode:

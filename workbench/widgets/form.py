@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.backends import Job, backend_names, get_backend
+from workbench.backends import Backend, Job, backend_names, get_backend
 from workbench.backends.aws_costs import estimate
 from workbench.errors import SpecError, WorkbenchError
 from workbench.results.estimate import aws_cost, expected_time
@@ -110,8 +110,11 @@ class SubmitForm:
     def __init__(self, mode: str = "train", backend: str = "local", task: str = "Isaac-Cartpole-Direct",
                  rl_library: str = "rsl_rl", num_envs: int = 16, max_iterations: int = 2, num_episodes: int = 2,
                  device: str = "cpu", follow: bool = True, poll_interval: float = 1.0,
-                 catalogue: Mapping[str, tuple[str, ...]] | None = None, stack_capacity: str | None = None) -> None:
+                 catalogue: Mapping[str, tuple[str, ...]] | None = None, stack_capacity: str | None = None,
+                 submit_to: Backend | None = None) -> None:
         self.mode = mode
+        self.submit_to = submit_to
+        """A connected backend to submit to when it is the one chosen (else ``get_backend`` builds it by name)."""
         self.stack_capacity = stack_capacity
         """The aws stack's capacity (its ``Capacity`` output), where known: the form then says what a job will use."""
         self.catalogue = dict(catalogue) if catalogue is not None else task_catalogue()
@@ -310,7 +313,9 @@ class SubmitForm:
             self.message.value = "<span style='color:#c00'>fix the fields marked above first</span>"
             return None
         try:
-            self.job = get_backend(self.backend.value).submit(spec)
+            chosen = self.backend.value
+            target = self.submit_to if self.submit_to is not None and self.submit_to.name == chosen else None
+            self.job = (target or get_backend(chosen)).submit(spec)
         except WorkbenchError as exc:
             self.message.value = f"<span style='color:#c00'>submission failed: {escape(str(exc))}</span>"
             return None

@@ -1,4 +1,4 @@
-"""Measured training rates of this machine's jobs (``$WORKBENCH_HOME/rates.json``), for estimates before submit.
+"""Measured training rates of this machine's jobs (``$WORKBENCH_HOME/cache/rates.json``), for estimates before submit.
 
 Every successful training that did not resume records, from its own ``metrics.csv``, its start-up (job start to
 the first logged iteration) and its seconds per iteration, keyed by task, library, device kind and env count.
@@ -39,7 +39,7 @@ class Rate:
 
 
 def rates_file() -> Path:
-    return workbench_home() / "rates.json"
+    return workbench_home() / "cache" / "rates.json"
 
 
 def device_kind(device: str) -> str:

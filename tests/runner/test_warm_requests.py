@@ -20,6 +20,7 @@ from tests.runner.test_warmstart import CHILD_MODULE, child_command, run_to_end,
 from workbench.runner import commands
 from workbench.runner.warm import client as warmstart
 from workbench.runner.warm import server as warm_server
+from workbench.spec.document import parse_spec
 
 VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -110,7 +111,8 @@ def test_no_request_stops_the_server(endpoint, pipes, data, fd_count):
 @pytest.mark.parametrize("command", [["this"], ["http.server", "8000"], ["isaaclab"], ["isaaclab", "list_envs"],
                                      ["workbench.runner.evaluation"], ["workbench.runner.warm.server"]])
 def test_a_module_outside_the_allow_list_is_refused(endpoint, tmp_path, command):
-    allowed = r"\(isaaclab train, isaaclab play, workbench\.runner\.evaluation\.loop, tests\.runner\.warm_child\)"
+    allowed = (r"\(isaaclab train, isaaclab play, workbench\.runner\.evaluation\.loop, "
+               r"workbench\.runner\.evaluation\.export, tests\.runner\.warm_child\)")
     with pytest.raises(warmstart.WarmRefused, match=f"runs only the workbench's jobs {allowed}"):
         warmstart.fork_child(endpoint, [sys.executable, "-m", *command], tmp_path, server_environment(), print)
     assert_forks(endpoint, tmp_path)
@@ -119,7 +121,9 @@ def test_a_module_outside_the_allow_list_is_refused(endpoint, tmp_path, command)
 def test_the_allow_list_admits_the_commands_the_runner_forks():
     for command in (commands.isaaclab_command("train", ["--task", "Isaac-Cartpole-Direct"]),
                     commands.isaaclab_command("play", ["--task", "Isaac-Cartpole-Direct"]),
-                    commands.evaluate_command(["--task", "Isaac-Cartpole-Direct"])):
+                    commands.evaluate_command(["--task", "Isaac-Cartpole-Direct"]),
+                    commands.export_command(parse_spec({"trainingConfig": {"task": "Isaac-Cartpole-Direct"}}),
+                                            Path("/runs/job/checkpoints/model_2.pt"), Path("/runs/job"))):
         job = warm_server.job_request({"command": command[2:], "cwd": "/", "env": {}}, warm_server.JOB_COMMANDS)
         assert job.command == command[2:]
 

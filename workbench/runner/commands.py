@@ -61,13 +61,13 @@ def export_command(spec: JobSpec, checkpoint: Path, output_dir: Path) -> list[st
 
 
 def job_environment(task: str, assets: str) -> dict[str, str]:
-    """Variables every job's child gets: the Warp, CUDA and matplotlib caches under the workbench home and the
+    """Variables every job's child gets: the Warp, CUDA, matplotlib and XDG caches under the workbench home and the
     asset root.
 
     ``assets`` is ``offline`` (the local root, built if needed), ``nucleus`` or the path of a user-provided tree.
     """
     caches = {"WARP_CACHE_PATH": paths.warp_cache_dir(), "CUDA_CACHE_PATH": paths.cuda_cache_dir(),
-              "MPLCONFIGDIR": paths.matplotlib_config_dir()}
+              "MPLCONFIGDIR": paths.matplotlib_config_dir(), "XDG_CACHE_HOME": paths.xdg_cache_dir()}
     for directory in caches.values():
         directory.mkdir(parents=True, exist_ok=True)
     env = {name: str(directory) for name, directory in caches.items()}

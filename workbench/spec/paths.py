@@ -39,3 +39,9 @@ def matplotlib_config_dir() -> Path:
     """Matplotlib's config and font cache (``MPLCONFIGDIR``): built once per home instead of in every job's own
     ``~/.cache``, which a Batch container would write outside the job's directories and lose at its end."""
     return workbench_home() / "cache" / "matplotlib"
+
+
+def xdg_cache_dir() -> Path:
+    """``XDG_CACHE_HOME`` of a job's processes: what libraries cache in ``~/.cache`` (onnxruntime's device id) stays
+    under the home, where a Batch container may write, instead of the image's home directory."""
+    return workbench_home() / "cache" / "xdg"

@@ -10,7 +10,6 @@ tiny training has checkpoints on EFS before the reclaim; everything else is the 
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import json
@@ -20,6 +19,7 @@ import time
 import boto3
 import pytest
 from moto_compat import HOST_TERMINATED, RECLAIM_PREFIX
+from pipeline import with_export_interval
 
 from workbench.backends.aws import AwsBackend, AwsJob
 from workbench.spec.document import parse_spec
@@ -38,11 +38,7 @@ ITERATION_LINE = re.compile(r"Learning iteration (\d+)/(\d+)")
 
 @pytest.fixture(scope="module")
 def quick_exports(backend: AwsBackend, pipeline) -> AwsBackend:
-    definition = copy.deepcopy(pipeline.definition)
-    for state in definition["States"].values():
-        if "ContainerOverrides" in state.get("Parameters", {}):  # the single-node submission
-            environment = state["Parameters"]["ContainerOverrides"]["Environment"]
-            environment.append({"Name": "WORKBENCH_EXPORT_INTERVAL", "Value": "1"})
+    definition = with_export_interval(pipeline.definition, 1)
     config = dataclasses.replace(backend.config, state_machine_arn=pipeline.variant("exports-1s", definition))
     return AwsBackend(config=config, cache_dir=backend.cache_dir)
 

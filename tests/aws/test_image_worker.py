@@ -9,13 +9,18 @@ the container's working directory and the EFS volume's job and cache directories
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
+import re
+import time
 from pathlib import Path
 
 import av
 import boto3
 import pytest
-from pipeline import container_properties
+from moto_compat import HOST_TERMINATED, RECLAIM_PREFIX
+from pipeline import container_properties, with_export_interval
 
 from workbench.backends.aws import AwsBackend, AwsJob
 from workbench.spec.document import parse_spec
@@ -125,6 +130,32 @@ def test_a_corrupt_custom_package_fails_within_seconds_with_the_runners_reason(i
     execution = backend.client("stepfunctions").describe_execution(executionArn=job.execution_arn)
     assert execution["status"] == "FAILED"  # moto drops SendTaskFailure's cause: the reason above is the runner's
     assert "WorkbenchJobFailed" in execution.get("error", "") + execution.get("cause", ""), execution
+
+
+def test_a_reclaimed_training_in_the_image_resumes_on_the_retry(backend: AwsBackend, pipeline, harness_root,
+                                                                  image_worker):
+    """A spot reclaim of the container (SIGTERM, SIGKILL after the grace period): Batch retries it in a new
+    container, which resumes from the job's newest checkpoint on EFS; one continuous metrics.csv, one end."""
+    arn = pipeline.variant("image-exports-1s", with_export_interval(pipeline.definition, 1))
+    quick = AwsBackend(config=dataclasses.replace(backend.config, state_machine_arn=arn), cache_dir=backend.cache_dir)
+    iterations = 12
+    job = quick.submit(parse_spec({"trainingConfig": {**TRAIN, "maxIterations": iterations,
+                                                      "overrides": {"agent.save_interval": 2}}}))
+    (harness_root / f"{RECLAIM_PREFIX}workbench-{job.job_id}").write_text(json.dumps({"checkpoint": 4}))
+    status = job.wait(timeout=WAIT, poll_interval=1)
+    assert status.state is JobState.SUCCEEDED, f"{status.reason}\n" + "\n".join(list(job.logs())[-40:])
+    said = re.search(r"interrupted at iteration \d+, resumed from checkpoint (\d+) \(attempt 2\)",
+                     status.details.get("recovery", ""))
+    assert said and int(said.group(1)) >= 4, status.details
+    deadline = time.monotonic() + 120  # the runner reports before its container exits
+    while (batch := job._batch_jobs()[0])["status"] not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert batch["status"] == "SUCCEEDED" and len(batch["attempts"]) == 2, batch
+    assert batch["attempts"][0]["statusReason"] == HOST_TERMINATED, batch["attempts"]
+    outputs = job.outputs()
+    with (outputs / "metrics.csv").open(newline="") as handle:
+        assert [int(row["iteration"]) for row in csv.DictReader(handle)] == list(range(iterations))
+    assert (outputs / "exported" / "policy.onnx").is_file()
 
 
 def _files(root: Path) -> set[str]:

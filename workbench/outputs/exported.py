@@ -62,8 +62,8 @@ def inspect_exported(path: Path) -> CheckpointInfo:
             "policy has one observation input and one action output"
         )
     obs_dim, action_dim = (_last_dimension(value) for value in (graph.input[0], graph.output[0]))
-    iteration = description(path).get("checkpoint_iteration")
-    return CheckpointInfo(path, description(path).get("rl_library"), iteration, obs_dim, action_dim)
+    described = description(path)
+    return CheckpointInfo(path, described.get("rl_library"), described.get("checkpoint_iteration"), obs_dim, action_dim)
 
 
 def _last_dimension(value: Any) -> int | None:

@@ -262,8 +262,9 @@ class JobRunner:
         try:
             code = self._supervise(command, self.work_dir / CHILD_DIR, self._plain_env, parser, lambda: None,
                                    may_fork=True, doing="exporting the policy")
-        except RunnerError as exc:
+        except RunnerError as exc:  # a stalled export; a deleted run directory or a failed log still fail the job
             self._stop_child()
+            self._check_health()
             code, parser.error = 1, str(exc)
         if self.cancel_reason:
             self._say(f"policy export stopped ({self.cancel_reason}); the training itself had finished")

@@ -79,22 +79,21 @@ class Training(Mode):
         agent_cfg = self._agent_config(pythonpath)
         self.progress_unit = library(spec.rl_library).progress_unit(agent_cfg)
         run_timestamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
-        command_spec, resume = spec, []
+        command_spec, resume, iterations = spec, [], spec.training["maxIterations"]
         recovered = self._recover()
         if recovered is not None and recovered.point is not None:
-            self.resume = recovered.point
-            resume = self.resume.arguments()
-            command_spec = spec.with_training(maxIterations=self.resume.max_iterations(recovered.remaining))
+            self.resume, iterations = recovered.point, recovered.remaining
         elif spec.training["resumeFrom"]:
             roots = [settings.checkpoint_dir.parent] if settings.checkpoint_dir is not None else []
             self.resume = resume_checkpoint(spec.training["resumeFrom"], self.work_dir / "inputs", spec.rl_library,
                                             checkpoint_roots=roots)
-            resume = self.resume.arguments()
-            command_spec = spec.with_training(maxIterations=self.resume.max_iterations(spec.training["maxIterations"]))
             self.say(f"resuming from {self.resume.source}: iteration {self.resume.iteration} of that training")
+        if self.resume is not None:
+            resume = self.resume.arguments()
+            command_spec = spec.with_training(maxIterations=self.resume.max_iterations(iterations))
         if recovered is not None:
-            self.say(recovered.describe())
             self.publisher.details["recovery"] = recovered.describe()
+            self.say(self.publisher.details["recovery"])
         elif settings.checkpoint_dir is not None and settings.attempt.max_attempts > 1:
             recovery.write_plan(settings.checkpoint_dir, recovery.plan_for(spec, self.resume))
         arguments = commands.train_arguments(command_spec, device, run_timestamp, agent_cfg) + resume
@@ -167,9 +166,11 @@ class Training(Mode):
     def _record_rate(self) -> None:
         """Keep this training's measured start-up and seconds per iteration for later estimates (a resumed or
         multi-node training measures something else, and a rate that cannot be kept costs the job nothing)."""
+        if self.resume is not None or self.launch is not None:
+            return
         spec = self.spec
         measured = rates.measure(self.work_dir / METRICS, self._started_at)
-        if measured is None or self.resume is not None or self.launch is not None:
+        if measured is None:
             return
         startup, per_iteration, iterations = measured
         rate = rates.Rate(spec.task, spec.rl_library, rates.device_kind(self._device), spec.training["numEnvs"],

@@ -62,10 +62,11 @@ def run_live(sweep: Sweep, console: Console | None = None) -> pd.DataFrame:
     with Live(trial_table(sweep, sweep.results()), console=console, refresh_per_second=2) as live:
         frame = sweep.run(watch=lambda results: live.update(trial_table(sweep, results)))
         live.update(trial_table(sweep, frame))
-    best = frame[frame["state"] == "COMPLETE"]
-    if not best.empty:
-        row = best.sort_values("value", ascending=sweep.direction == "minimize").iloc[0]
-        console.print(f"\nbest: trial {row['trial']}, {sweep.objective} {_figure(row['value'])}, job {row['job_id']}")
+    try:
+        best = sweep.best()
+    except SweepError:  # no trial completed
+        return frame
+    console.print(f"\nbest: trial {best['trial']}, {sweep.objective} {_figure(best['value'])}, job {best['job_id']}")
     return frame
 
 

@@ -13,6 +13,8 @@ from workbench import results
 from workbench.backends import get_backend
 from workbench.backends.base import Job
 from workbench.cli import follow_job
+from workbench.outputs import exported
+from workbench.outputs.layout import EXPORTED
 from workbench.spec.document import parse_spec
 from workbench.spec.status import JobState
 
